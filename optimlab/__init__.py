@@ -1,0 +1,22 @@
+"""optimlab: the optimizers that train neural networks, in small vectorized numpy.
+
+Number for number with ``torch.optim`` (checked in the tests), vectorized across coordinates and across runs.
+numpy is the only import-time dependency; plotting and widgets load matplotlib and ipywidgets when imported.
+"""
+
+from ._base import Optimizer, as_flat, flat_arrays
+from .optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop, SophiaG
+
+__version__ = "0.1.0"
+
+# Friendly aliases: the names the course uses in prose.
+AdaGrad = Adagrad
+RMSProp = RMSprop
+Nadam = NAdam
+Sophia = SophiaG
+
+__all__ = [
+    "Optimizer", "flat_arrays", "as_flat",
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "SophiaG",
+    "AdaGrad", "RMSProp", "Nadam", "Sophia",
+]

@@ -1,0 +1,634 @@
+"""The machinery every optimizer shares: parameter groups, state, step counting, validation, flat buffers.
+
+An optimizer in optimlab is two things: a table of hyperparameters (names, defaults, checks) and one short
+*update rule*, a function that updates a parameter array in place from its gradient and its state arrays.
+Everything else lives here, once:
+
+* **Parameter groups** as in ``torch.optim``: ``params`` is a list of arrays or a list of dicts, each dict a group
+  with its own hyperparameters; ``opt.param_groups`` is that list of dicts, read at every step, so a scheduler
+  changes a learning rate by assigning ``group["lr"]``.
+* **Validation** before anything changes: a step that raises leaves parameters and state exactly as they were.
+* **Units of work.** A group whose parameters are views tiling one contiguous buffer (see :func:`flat_arrays`) is
+  updated as one flat array, in cache-sized chunks, on several threads when it is large. Otherwise each
+  parameter is its own unit. Hyperparameters may be numpy arrays that broadcast against each parameter, so a
+  sweep of B runs is one optimizer over a (B, d) array.
+* **State** per parameter, as torch keeps it (``step`` and the named arrays), exported by :meth:`state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["Optimizer", "flat_arrays", "as_flat"]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Elements per chunk for large flat updates: 64K float64 values (512 KB) keep an update's handful of arrays in
+# the L2 cache while they are reused, which roughly doubles numpy's throughput on large arrays.
+CHUNK = 1 << 16
+# Above this many elements a flat update is spread over threads (numpy releases the GIL inside its loops).
+THREAD_MIN = 1 << 20
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="optimlab")
+    return _pool
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Flat buffers
+
+
+def flat_arrays(shapes, dtype=np.float64):
+    """One zeroed contiguous buffer and a list of views into it, one per shape.
+
+    Parameters created this way (or by :func:`as_flat`) are updated by one vectorized pass over the buffer
+    instead of a Python loop over arrays.
+
+    >>> flat, (w, b) = flat_arrays([(3, 2), (2,)])
+    >>> flat.shape, w.shape, b.shape
+    ((8,), (3, 2), (2,))
+    """
+    shapes = [tuple(int(n) for n in np.atleast_1d(s)) if np.ndim(s) else (int(s),) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]
+    flat = np.zeros(sum(sizes), dtype=dtype)
+    views, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        views.append(flat[start:start + size].reshape(shape))
+        start += size
+    return flat, views
+
+
+def as_flat(arrays, dtype=None):
+    """Copy ``arrays`` into one contiguous buffer; returns ``(flat, views)`` with views holding the values."""
+    arrays = [np.asarray(a) for a in arrays]
+    dtype = np.result_type(*arrays) if dtype is None else np.dtype(dtype)
+    flat, views = flat_arrays([a.shape for a in arrays], dtype)
+    for view, a in zip(views, arrays):
+        view[...] = a
+    return flat, views
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _span(arrays) -> np.ndarray | None:
+    """A 1-D view covering ``arrays`` if they are C-contiguous views that tile one buffer in order, else None."""
+    first = arrays[0]
+    root = _root(first)
+    if not root.flags.c_contiguous or root.dtype != first.dtype:
+        return None
+    start = position = _address(first)
+    for a in arrays:
+        if a.dtype != first.dtype or not a.flags.c_contiguous or _address(a) != position or _root(a) is not root:
+            return None
+        position += a.nbytes
+    offset = (start - _address(root)) // first.itemsize
+    return root.reshape(-1)[offset:offset + (position - start) // first.itemsize]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hyperparameter checks: each returns None when the value is fine, else what it must be.
+
+
+def _values(x):
+    return np.asarray(x, dtype=np.float64) if not isinstance(x, numbers.Real) else x
+
+
+def nonnegative(x):
+    v = _values(x)
+    return None if np.all(v >= 0) else "must be >= 0 (and not NaN)"
+
+
+def positive(x):
+    v = _values(x)
+    return None if np.all(v > 0) else "must be > 0 (and not NaN)"
+
+
+def finite(x):
+    v = _values(x)
+    return None if np.all(np.isfinite(v)) else "must be finite"
+
+
+def unit_interval(x):
+    v = _values(x)
+    return None if np.all((v >= 0) & (v < 1)) else "must be in [0, 1)"
+
+
+def closed_unit_interval(x):
+    v = _values(x)
+    return None if np.all((v >= 0) & (v <= 1)) else "must be in [0, 1]"
+
+
+def boolean(x):
+    return None if isinstance(x, (bool, np.bool_)) else "must be True or False"
+
+
+def betas_pair(x):
+    if not isinstance(x, (tuple, list)) or len(x) != 2:
+        return "must be a pair (beta1, beta2)"
+    for i, b in enumerate(x):
+        if not _is_number_or_array(b):
+            return f"[{i}] must be a number or an array"
+        if unit_interval(b):
+            return f"[{i}] must be in [0, 1)"
+    return None
+
+
+NUMERIC_CHECKS = (nonnegative, positive, finite, unit_interval, closed_unit_interval)
+
+
+def one_of(*choices):
+    def check(x):
+        return None if x in choices else f"must be one of {', '.join(map(repr, choices))}"
+    return check
+
+
+def _is_number_or_array(x) -> bool:
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, numbers.Real):
+        return True
+    return isinstance(x, np.ndarray) and x.dtype.kind in "fiu"
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray) and value.size > 6:
+        bad = value
+        return f"an array of shape {value.shape} (first values {np.array2string(bad.ravel()[:4])} ...)"
+    return repr(value)
+
+
+def _is_array_hyper(value) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim > 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Units of work
+
+
+class _Unit:
+    """Parameters updated together: one flat span of a group, or a single parameter."""
+
+    __slots__ = ("theta", "indices", "views", "state", "scratch", "flat")
+
+    def __init__(self, theta, indices, views, flat):
+        self.theta = theta          # the array the update rule works on
+        self.indices = indices      # the parameter indices (in optimizer order) it covers
+        self.views = views          # per parameter: a view of `theta` with the parameter's shape
+        self.flat = flat            # True when several parameters are updated as one 1-D buffer
+        self.state = {}             # "step" (int), scalar state, and state arrays shaped like theta
+        self.scratch = None         # preallocated temporaries, shaped like theta or like one chunk
+
+
+class Optimizer:
+    """Base class: parameter groups, state, validation, flat buffers, chunking.
+
+    Subclasses set four class attributes and write one update rule:
+
+    * ``hyper``: ``{name: (default, check)}`` in torch's order and with torch's defaults;
+    * ``state_arrays(group)``: the names of the per-parameter state arrays for a group's options;
+    * ``decay``: how ``weight_decay`` acts: ``"l2"`` (added to the gradient, torch's SGD/Adam/...),
+      ``"decoupled"`` (θ ← θ(1 − γλ) before the rule, AdamW/Lion/Sophia), or a group key whose truth picks
+      decoupled (``"decoupled_weight_decay"``);
+    * ``rule(theta, g, state, scratch, t, h)``: the arithmetic, in place, on arrays of one shape.
+      ``h`` is the group (its hyperparameters by name), ``t`` the step count after increment (first step: 1),
+      ``scratch`` two temporaries shaped like ``theta``. It must be elementwise: it may be called on chunks.
+    """
+
+    hyper: dict = {}
+    decay: str = "l2"
+    scratch_count = 2
+
+    def __init__(self, params, **hyperparameters):
+        name = type(self).__name__
+        self.defaults = {}
+        for key, (default, _) in self.hyper.items():
+            self.defaults[key] = hyperparameters.pop(key, default)
+        if hyperparameters:
+            unknown = ", ".join(sorted(hyperparameters))
+            raise TypeError(f"{name}() got unexpected hyperparameter(s): {unknown}")
+        self._check_hyper(self.defaults, where="")
+        groups = self._parse_params(params)
+        self.param_groups: list[dict] = []
+        self._units: list[list[_Unit]] = []
+        self._checked: list[dict] = []
+        self._nparams = 0
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- construction ------------------------------------------------------------------------------------------
+
+    def _parse_params(self, params):
+        name = type(self).__name__
+        if isinstance(params, np.ndarray):
+            raise TypeError(f"params must be a list of arrays or of parameter-group dicts, got a single array "
+                            f"of shape {params.shape}; wrap it in a list: {name}([theta], ...)")
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"params must be a list of arrays or of dicts, got {type(params).__name__}") from None
+        if not params:
+            raise ValueError("params must not be empty: the optimizer got an empty parameter list")
+        if all(isinstance(p, dict) for p in params):
+            return params
+        if any(isinstance(p, dict) for p in params):
+            raise TypeError("params must be all arrays or all parameter-group dicts, not a mix")
+        return [{"params": params}]
+
+    def add_param_group(self, group: dict):
+        """Add a parameter group (a dict with ``"params"`` and any hyperparameters to override)."""
+        gi = len(self.param_groups)
+        where = f"param_groups[{gi}]"
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{where} must be a dict with a 'params' key, got {group!r}")
+        params = group["params"]
+        if isinstance(params, np.ndarray):
+            params = [params]
+        params = list(params)
+        if not params:
+            raise ValueError(f"{where}['params'] must not be empty")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for i, p in enumerate(params):
+            label = f"{where}['params'][{i}]" if gi or len(self.param_groups) else f"params[{i}]"
+            if not isinstance(p, np.ndarray):
+                raise TypeError(f"{label} must be a numpy array, got {type(p).__name__}")
+            if p.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"{label} must be a float32 or float64 array, got dtype {p.dtype}")
+            if not p.flags.writeable:
+                raise ValueError(f"{label} must be writeable: the optimizer updates it in place")
+            if id(p) in seen:
+                raise ValueError(f"{label} appears in more than one parameter group")
+            seen.add(id(p))
+        full = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+        full["params"] = params
+        unknown = [k for k in group if k not in self.hyper and k not in ("params", "initial_lr", "name")]
+        if unknown:
+            raise TypeError(f"{where} has unknown hyperparameter(s) {unknown} for {type(self).__name__}")
+        self._check_hyper(full, where=where, params=params)
+        self._prepare_group(full)
+        first = self._nparams
+        self.param_groups.append(full)
+        self._checked.append({k: full[k] for k in self.hyper})
+        self._units.append(self._make_units(full, first))
+        self._nparams += len(params)
+
+    def _prepare_group(self, group):
+        """Hook for subclasses: adjust a new group (e.g. record its initial learning rate)."""
+
+    def _make_units(self, group, first):
+        params = group["params"]
+        indices = list(range(first, first + len(params)))
+        span = _span(params) if len(params) > 1 else None
+        if span is not None:
+            units = [_Unit(span, indices, list(params), flat=True)]
+        else:
+            units = [_Unit(p, [i], [p], flat=False) for p, i in zip(params, indices)]
+        for unit in units:
+            self._init_state(unit, group)
+        return units
+
+    def _init_state(self, unit, group):
+        unit.state = {"step": 0}
+        for key in self.state_arrays(group):
+            unit.state[key] = np.zeros_like(unit.theta)
+        self._init_scalar_state(unit.state, group)
+
+    def _init_scalar_state(self, state, group):
+        """Hook: scalar state beyond the step counter (NAdam's running product of momentum coefficients)."""
+
+    def state_arrays(self, group) -> list[str]:
+        return []
+
+    # -- validation --------------------------------------------------------------------------------------------
+
+    def _check_hyper(self, group, where, params=None):
+        prefix = f"{where}['{{}}']" if where else "{}"
+        for key, (_, check) in self.hyper.items():
+            value = group[key]
+            if check in NUMERIC_CHECKS and not _is_number_or_array(value):
+                raise TypeError(f"{prefix.format(key)} must be a number or a numpy array, got {value!r}")
+            problem = check(value)
+            if problem:
+                if problem.startswith("["):
+                    raise ValueError(f"{prefix.format(key)}{problem}, got {_describe(value)}")
+                raise ValueError(f"{prefix.format(key)} {problem}, got {_describe(value)}")
+            if params is not None:
+                for sub in (value if key == "betas" else (value,)):
+                    if _is_array_hyper(sub):
+                        for i, p in enumerate(params):
+                            if np.broadcast_shapes(np.shape(sub), p.shape) != p.shape:
+                                raise ValueError(
+                                    f"{prefix.format(key)} of shape {np.shape(sub)} does not broadcast against "
+                                    f"parameter {i} of shape {p.shape}")
+        self._check_group(group, prefix)
+
+    def _check_group(self, group, prefix):
+        """Hook: checks that involve several hyperparameters (e.g. nesterov needs momentum)."""
+
+    def _revalidate(self):
+        for gi, group in enumerate(self.param_groups):
+            checked = self._checked[gi]
+            if all(group.get(k, None) is v for k, v in checked.items()):
+                continue
+            missing = [k for k in self.hyper if k not in group]
+            if missing:
+                raise KeyError(f"param_groups[{gi}] lacks hyperparameter(s) {missing}")
+            self._check_hyper(group, where=f"param_groups[{gi}]", params=group["params"])
+            self._checked[gi] = {k: group[k] for k in self.hyper}
+
+    def _check_grads(self, grads, name="grads"):
+        if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
+            raise TypeError(f"{name} must be a list of arrays, one per parameter, got {type(grads).__name__}")
+        if len(grads) != self._nparams:
+            raise ValueError(f"{name} must have one entry per parameter: expected {self._nparams}, "
+                             f"got {len(grads)}")
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = grads[i]
+                if g is not None and (type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype):
+                    if not isinstance(g, np.ndarray):
+                        raise TypeError(f"{name}[{i}] must be a numpy array or None, got {type(g).__name__}")
+                    if g.shape != p.shape:
+                        raise ValueError(f"{name}[{i}] has shape {g.shape}, but parameter {i} has shape {p.shape}")
+                    if g.dtype != p.dtype:
+                        raise TypeError(f"{name}[{i}] has dtype {g.dtype}, but parameter {i} has dtype {p.dtype}")
+                i += 1
+
+    # -- the step ----------------------------------------------------------------------------------------------
+
+    def step(self, grads):
+        """One update of every parameter from ``grads`` (a list in parameter order; None skips a parameter)."""
+        self._check_grads(grads)
+        self._revalidate()
+        self._step(grads)
+
+    def _step(self, grads, **extra):
+        first = 0
+        for gi, (group, units) in enumerate(zip(self.param_groups, self._units)):
+            n = len(group["params"])
+            group_grads = grads[first:first + n]
+            first += n
+            if units[0].flat:
+                if all(g is not None for g in group_grads) and not _has_array_hyper(group, self.hyper):
+                    self._update(units[0], group, self._flat_grad(units[0], group_grads), extra)
+                    continue
+                units = self._deflatten(gi)
+            for unit, g in zip(units, group_grads):
+                if g is not None:
+                    self._update(unit, group, g, extra)
+
+    def _deflatten(self, gi):
+        """Turn a flat group into one unit per parameter for good (a step skipped a parameter, or a
+        hyperparameter became an array); the state arrays stay where they are, seen through views."""
+        (unit,) = self._units[gi]
+        parts = []
+        for view, index in zip(unit.views, unit.indices):
+            part = _Unit(view, [index], [view], flat=False)
+            part.state = {k: (_view_of(v, unit.theta, view) if isinstance(v, np.ndarray) else v)
+                          for k, v in unit.state.items() if k != "_grad_buffer"}
+            parts.append(part)
+        self._units[gi] = parts
+        return parts
+
+    def _flat_grad(self, unit, grads):
+        span = _span(grads)
+        if span is not None and span.size == unit.theta.size:
+            return span
+        buffer = unit.state.get("_grad_buffer")
+        if buffer is None:
+            buffer = unit.state["_grad_buffer"] = np.empty_like(unit.theta)
+        np.concatenate([g.reshape(-1) for g in grads], out=buffer)
+        return buffer
+
+    def _update(self, unit, group, g, extra):
+        state = unit.state
+        for key in self.state_arrays(group):
+            if key not in state:  # an option switched on mid-run (a scheduler turning momentum on)
+                state[key] = np.zeros_like(unit.theta)
+        state["step"] += 1
+        t = state["step"]
+        self._begin_step(state, group, t)
+        h = group if not extra else {**group, **extra}
+        theta = unit.theta
+        if theta.size > CHUNK and unit.flat:
+            self._chunked(unit, h, g, t)
+        else:
+            if not isinstance(unit.scratch, tuple):
+                unit.scratch = tuple(np.empty_like(theta) for _ in range(self.scratch_count + 1))
+            self._apply(theta, g, state, unit.scratch, t, h)
+
+    def _chunked(self, unit, h, g, t):
+        theta, state = unit.theta, unit.state
+        arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray) and k != "_grad_buffer"}
+        scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+        n = theta.size
+        starts = range(0, n, CHUNK)
+        workers = _threads() if n >= THREAD_MIN else 1
+        if not isinstance(unit.scratch, list) or len(unit.scratch) != workers:
+            unit.scratch = [tuple(np.empty(CHUNK, theta.dtype) for _ in range(self.scratch_count + 1))
+                            for _ in range(workers)]
+
+        def run(worker):
+            scratch = unit.scratch[worker]
+            for s in starts[worker::workers]:
+                e = min(s + CHUNK, n)
+                sub = {k: v[s:e] for k, v in arrays.items()}
+                sub.update(scalars)
+                self._apply(theta[s:e], g[s:e], sub, tuple(b[:e - s] for b in scratch), t, h)
+
+        if workers == 1:
+            run(0)
+        else:
+            list(_executor().map(run, range(workers)))
+
+    def _apply(self, theta, g, state, scratch, t, h):
+        """Shared preprocessing (maximize, weight decay), then the update rule."""
+        gbuf = scratch[-1]
+        if h["maximize"]:
+            g = np.negative(g, out=gbuf)
+        wd = h.get("weight_decay", 0)
+        if _nonzero(wd):
+            if self._decoupled(h):
+                np.multiply(theta, 1 - self._decay_lr(h) * wd, out=theta)
+            else:
+                g = np.add(g, np.multiply(theta, wd, out=scratch[0]), out=gbuf)
+        self.rule(theta, g, state, scratch[:-1], t, h)
+
+    def _decoupled(self, h) -> bool:
+        if self.decay in ("l2", "decoupled"):
+            return self.decay == "decoupled"
+        return bool(h[self.decay])
+
+    def _decay_lr(self, h):
+        """The learning rate that multiplies decoupled weight decay (torch: the current lr)."""
+        return h["lr"]
+
+    def _begin_step(self, state, group, t):
+        """Hook: per-step scalar state (called once per unit and step, before the rule)."""
+
+    @staticmethod
+    def rule(theta, g, state, scratch, t, h):  # pragma: no cover - every optimizer defines its own
+        raise NotImplementedError
+
+    # -- state -------------------------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> dict:
+        """Per-parameter state as in torch: ``{index: {"step": t, name: array view, ...}}`` (live views)."""
+        out = {}
+        for units in self._units:
+            for unit in units:
+                for view, index in zip(unit.views, unit.indices):
+                    out[index] = {k: (_view_of(v, unit.theta, view) if isinstance(v, np.ndarray) and unit.flat
+                                      else v)
+                                  for k, v in unit.state.items() if not k.startswith("_")}
+        return out
+
+    def state_dict(self) -> dict:
+        """A snapshot (copies): ``{"state": {index: {...}}, "param_groups": [{hyperparameters, "params": [...]}]}``."""
+        state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
+                 for i, entry in self.state.items() if self._has_state(entry)}
+        groups, first = [], 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            copy = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in group.items() if k != "params"}
+            copy["params"] = list(range(first, first + n))
+            groups.append(copy)
+            first += n
+        return {"state": state, "param_groups": groups}
+
+    def _has_state(self, entry) -> bool:
+        return entry["step"] > 0
+
+    def load_state_dict(self, state_dict: dict):
+        """Restore a :meth:`state_dict` snapshot; checks everything first, so a mismatch changes nothing."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"state_dict must be a dict with keys 'state' and 'param_groups', got {_keys(state_dict)}")
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(groups)} parameter groups, but this {name} has "
+                             f"{len(self.param_groups)}")
+        new_groups = []
+        for gi, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            expected = set(self.hyper)
+            got = {k for k in saved if k not in ("params", "initial_lr", "name")}
+            if got != expected:
+                raise ValueError(f"state_dict['param_groups'][{gi}] has hyperparameters {sorted(got)}, "
+                                 f"but {name} has {sorted(expected)}: is it from another optimizer?")
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"state_dict['param_groups'][{gi}] has {len(saved['params'])} parameters, "
+                                 f"this optimizer's group {gi} has {len(group['params'])}")
+            new = {**{k: v for k, v in saved.items() if k != "params"}, "params": group["params"]}
+            self._check_hyper(new, where=f"state_dict['param_groups'][{gi}]", params=group["params"])
+            new_groups.append(new)
+        saved_ids = [i for g in groups for i in g["params"]]
+        position = {saved_id: k for k, saved_id in enumerate(saved_ids)}
+        params = [p for g in self.param_groups for p in g["params"]]
+        states = {}
+        for saved_id, entry in state_dict["state"].items():
+            if saved_id not in position:
+                raise ValueError(f"state_dict['state'] has an entry for parameter {saved_id!r}, "
+                                 f"which no parameter group lists")
+            k = position[saved_id]
+            gi = self._group_of(k)
+            expected = {"step", *self.state_arrays(new_groups[gi])} | set(self._scalar_state_names())
+            if set(entry) != expected:
+                raise ValueError(f"state_dict['state'][{saved_id!r}] has keys {sorted(entry)}, expected "
+                                 f"{sorted(expected)}: is it from another optimizer or other options?")
+            for key in self.state_arrays(new_groups[gi]):
+                a = entry[key]
+                if not isinstance(a, np.ndarray) or a.shape != params[k].shape:
+                    raise ValueError(f"state_dict['state'][{saved_id!r}]['{key}'] has shape {np.shape(a)}, "
+                                     f"but parameter {k} has shape {params[k].shape}")
+            step = entry["step"]
+            if not isinstance(step, numbers.Integral) or step < 0:
+                raise ValueError(f"state_dict['state'][{saved_id!r}]['step'] must be an integer >= 0, got {step!r}")
+            states[k] = entry
+        # Everything checked: now change.
+        for gi, new in enumerate(new_groups):
+            group = self.param_groups[gi]
+            group.clear()
+            group.update(new)
+            self._checked[gi] = {k: group[k] for k in self.hyper}
+            first = sum(len(g["params"]) for g in self.param_groups[:gi])
+            self._units[gi] = self._make_units(group, first)
+        live = self.state
+        for k, entry in states.items():
+            unit_state = self._unit_state_of(k)
+            for key, value in entry.items():
+                if isinstance(value, np.ndarray):
+                    np.copyto(live[k][key], value)
+                else:
+                    unit_state[key] = int(value) if key == "step" else value
+
+    def _scalar_state_names(self):
+        return []
+
+    def _group_of(self, index):
+        first = 0
+        for gi, group in enumerate(self.param_groups):
+            first += len(group["params"])
+            if index < first:
+                return gi
+        raise IndexError(index)
+
+    def _unit_state_of(self, index):
+        for units in self._units:
+            for unit in units:
+                if index in unit.indices:
+                    return unit.state
+        raise IndexError(index)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for gi, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {gi}")
+            for key in self.hyper:
+                lines.append(f"    {key}: {_describe(group[key])}")
+        return "\n".join(lines) + "\n)"
+
+
+def _view_of(array, flat, view):
+    """The part of ``array`` (shaped like the flat buffer ``flat``) that corresponds to ``view`` of ``flat``."""
+    start = (_address(view) - _address(flat)) // view.itemsize
+    return array[start:start + view.size].reshape(view.shape)
+
+
+def _nonzero(x) -> bool:
+    if isinstance(x, numbers.Real):
+        return x != 0
+    return bool(np.any(x != 0))
+
+
+def _has_array_hyper(group, hyper) -> bool:
+    for key in hyper:
+        v = group[key]
+        if _is_array_hyper(v) or (key == "betas" and any(_is_array_hyper(b) for b in v)):
+            return True
+    return False
+
+
+def _keys(x):
+    return sorted(x) if isinstance(x, dict) else type(x).__name__

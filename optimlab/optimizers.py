@@ -1,0 +1,531 @@
+"""The optimizers of the course, each one update rule in the book's notation.
+
+Notation (the book's notation page): θ parameters, g gradient, γ learning rate (``lr``), t step (1 on the first
+update), β momentum coefficients, m and v first and second moments, ε ``eps``, λ ``weight_decay``.
+Every rule works in place on arrays of one shape (a parameter, or a chunk of a flat buffer of parameters);
+``s`` is the parameter's state, ``tmp`` two scratch arrays, ``h`` the hyperparameters of its group.
+Maximize and weight decay are applied before the rule, once, by :class:`optimlab._base.Optimizer`:
+L2 (g ← g + λθ) or decoupled (θ ← θ(1 − γλ)), as in ``torch.optim``.
+
+Names, defaults and the order of operations follow ``torch.optim`` 2.13; the tests check every optimizer against
+it number for number. Options for the conventions of other libraries are named where they apply
+(``eps_inside_sqrt``, ``weight_decay_scale="schedule"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import (
+    Optimizer,
+    _view_of,
+    betas_pair,
+    boolean,
+    closed_unit_interval,
+    finite,
+    nonnegative,
+    one_of,
+)
+
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "SophiaG"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with (heavy-ball or Nesterov) momentum.
+
+    .. math::
+        b_t = \mu b_{t-1} + (1-\tau) g_t \quad (b_1 = g_1), \qquad
+        \theta_t = \theta_{t-1} - \gamma\, d_t,\quad d_t = b_t \text{ or } g_t + \mu b_t \text{ (Nesterov)}
+
+    The learning rate stays outside the buffer, so a schedule that changes γ rescales the whole velocity at
+    once. Nesterov is the re-parameterised form (gradient at the stored point) of Sutskever et al. (2013).
+    Polyak (1964); Nesterov (1983); ``torch.optim.SGD``.
+    """
+
+    hyper = {
+        "lr": (1e-3, nonnegative),
+        "momentum": (0.0, nonnegative),
+        "dampening": (0.0, finite),
+        "weight_decay": (0.0, nonnegative),
+        "nesterov": (False, boolean),
+        "maximize": (False, boolean),
+    }
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                         nesterov=nesterov, maximize=maximize)
+
+    def state_arrays(self, group):
+        return ["momentum_buffer"] if _any_nonzero(group["momentum"]) else []
+
+    def _begin_step(self, state, group, t):
+        # torch starts the buffer at g (not at zero) the first time momentum is used, whenever that is
+        state["_fresh_buffer"] = "momentum_buffer" in state and "_buffer_used" not in state
+        if "momentum_buffer" in state:
+            state["_buffer_used"] = True
+
+    def _check_group(self, group, prefix):
+        if group["nesterov"] and (not np.all(np.asarray(group["momentum"]) > 0)
+                                  or np.any(np.asarray(group["dampening"]) != 0)):
+            raise ValueError(f"{prefix.format('nesterov')}=True requires momentum > 0 and dampening = 0, got "
+                             f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        mu, lr = h["momentum"], h["lr"]
+        d = g
+        if "momentum_buffer" in s:
+            b = s["momentum_buffer"]
+            if s["_fresh_buffer"]:
+                b[...] = g                                               # the first buffer is g itself
+            else:
+                b *= mu                                                  # b ← μb + (1−τ)g
+                b += np.multiply(g, 1 - h["dampening"], out=tmp[0])
+            if h["nesterov"]:
+                d = np.add(g, np.multiply(b, mu, out=tmp[0]), out=tmp[0])    # d = g + μb
+            else:
+                d = b
+        theta -= np.multiply(d, lr, out=tmp[1])                          # θ ← θ − γd
+
+
+class Adagrad(Optimizer):
+    r"""AdaGrad: per-coordinate steps from the sum of squared gradients (Duchi, Hazan & Singer 2011).
+
+    .. math::
+        G_t = G_{t-1} + g_t^2, \qquad
+        \theta_t = \theta_{t-1} - \frac{\gamma_t}{\sqrt{G_t} + \epsilon}\, g_t, \qquad
+        \gamma_t = \frac{\gamma}{1 + (t-1)\,\text{lr\_decay}}
+
+    ``eps_inside_sqrt=True`` gives the form of the course outline, Keras and optax: γ/√(G + ε).
+    ``initial_accumulator_value`` is G₀ (Keras and optax use 0.1). State is created at construction, as in torch.
+    """
+
+    hyper = {
+        "lr": (1e-2, nonnegative),
+        "lr_decay": (0.0, nonnegative),
+        "weight_decay": (0.0, nonnegative),
+        "initial_accumulator_value": (0.0, nonnegative),
+        "eps": (1e-10, nonnegative),
+        "maximize": (False, boolean),
+        "eps_inside_sqrt": (False, boolean),
+    }
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 *, maximize=False, eps_inside_sqrt=False):
+        super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
+                         eps_inside_sqrt=eps_inside_sqrt)
+
+    def state_arrays(self, group):
+        return ["sum"]
+
+    def _init_state(self, unit, group):
+        super()._init_state(unit, group)
+        unit.state["sum"][...] = group["initial_accumulator_value"]
+
+    def _has_state(self, entry):
+        return True  # torch creates AdaGrad's state in the constructor
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        G, eps = s["sum"], h["eps"]
+        lr_t = h["lr"] / (1 + (t - 1) * h["lr_decay"])
+        G += np.multiply(g, g, out=tmp[0])                               # G ← G + g²
+        if h["eps_inside_sqrt"]:
+            denom = np.sqrt(np.add(G, eps, out=tmp[0]), out=tmp[0])      # √(G + ε)
+        else:
+            denom = np.add(np.sqrt(G, out=tmp[0]), eps, out=tmp[0])      # √G + ε
+        theta -= np.multiply(np.divide(g, denom, out=tmp[0]), lr_t, out=tmp[0])
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop: divide by a moving root-mean-square of recent gradients (Tieleman & Hinton 2012).
+
+    .. math::
+        v_t = \alpha v_{t-1} + (1-\alpha) g_t^2, \qquad
+        \theta_t = \theta_{t-1} - \gamma\, \frac{g_t}{\sqrt{v_t} + \epsilon}
+
+    ``centered`` subtracts the squared mean gradient ḡ² from v (an estimate of the variance); ``momentum`` μ > 0
+    keeps a buffer b ← μb + g/denom (starting at zero) and steps θ ← θ − γb. No bias correction, so the first
+    steps are about 1/√(1−α) times larger than later ones. ``eps_inside_sqrt=True`` gives √(v + ε)
+    (Keras, optax and the course outline).
+    """
+
+    hyper = {
+        "lr": (1e-2, nonnegative),
+        "alpha": (0.99, closed_unit_interval),
+        "eps": (1e-8, nonnegative),
+        "weight_decay": (0.0, nonnegative),
+        "momentum": (0.0, nonnegative),
+        "centered": (False, boolean),
+        "maximize": (False, boolean),
+        "eps_inside_sqrt": (False, boolean),
+    }
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 *, maximize=False, eps_inside_sqrt=False):
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                         centered=centered, maximize=maximize, eps_inside_sqrt=eps_inside_sqrt)
+
+    def state_arrays(self, group):
+        names = ["square_avg"]
+        if _any_nonzero(group["momentum"]):
+            names.append("momentum_buffer")
+        if group["centered"]:
+            names.append("grad_avg")
+        return names
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        v, alpha, eps = s["square_avg"], h["alpha"], h["eps"]
+        v *= alpha                                                       # v ← αv + (1−α)g²
+        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - alpha, out=tmp[0])
+        var = v
+        if h["centered"]:
+            gbar = s["grad_avg"]                                         # ḡ ← ḡ + (1−α)(g − ḡ)
+            gbar += np.multiply(np.subtract(g, gbar, out=tmp[0]), 1 - alpha, out=tmp[0])
+            var = np.subtract(v, np.multiply(gbar, gbar, out=tmp[0]), out=tmp[0])     # v − ḡ²
+        if h["eps_inside_sqrt"]:
+            denom = np.sqrt(np.add(var, eps, out=tmp[0]), out=tmp[0])
+        else:
+            denom = np.add(np.sqrt(var, out=tmp[0]), eps, out=tmp[0])
+        step = np.divide(g, denom, out=tmp[0])                           # g / (√v + ε)
+        if "momentum_buffer" in s:
+            b = s["momentum_buffer"]
+            b *= h["momentum"]                                           # b ← μb + g/(√v + ε)
+            b += step
+            step = b
+        theta -= np.multiply(step, h["lr"], out=tmp[1])
+
+
+class Adam(Optimizer):
+    r"""Adam: momentum on the gradient and on its square, both bias-corrected (Kingma & Ba 2015).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \quad
+        \theta_t = \theta_{t-1} - \gamma\, \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
+
+    ``amsgrad`` divides by the running maximum of v instead (Reddi, Kale & Kumar 2018), taken on the raw v.
+    ``decoupled_weight_decay=True`` is AdamW. The arithmetic is torch's: √v/√(1−β₂ᵗ) + ε, then a step of
+    γ/(1−β₁ᵗ)·m/denominator; m is updated as a linear interpolation toward g, as torch's ``lerp``.
+    """
+
+    hyper = {
+        "lr": (1e-3, nonnegative),
+        "betas": ((0.9, 0.999), betas_pair),
+        "eps": (1e-8, nonnegative),
+        "weight_decay": (0.0, nonnegative),
+        "amsgrad": (False, boolean),
+        "maximize": (False, boolean),
+        "decoupled_weight_decay": (False, boolean),
+    }
+    decay = "decoupled_weight_decay"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+
+    def state_arrays(self, group):
+        return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"] if group["amsgrad"] else ["exp_avg", "exp_avg_sq"]
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        m, v = s["exp_avg"], s["exp_avg_sq"]
+        (beta1, beta2), eps = h["betas"], h["eps"]
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
+        v *= beta2                                                                # v ← β₂v + (1−β₂)g²
+        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
+        if h["amsgrad"]:
+            v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])      # v ← max(v_max, v)
+        bc1, bc2 = 1 - beta1**t, 1 - beta2**t
+        denom = np.add(np.divide(np.sqrt(v, out=tmp[0]), np.sqrt(bc2), out=tmp[0]), eps, out=tmp[0])
+        theta -= np.multiply(np.divide(m, denom, out=tmp[0]), h["lr"] / bc1, out=tmp[0])
+
+
+class AdamW(Adam):
+    r"""AdamW: Adam with decoupled weight decay θ ← θ(1 − γλ) (Loshchilov & Hutter 2019).
+
+    torch multiplies the decay by the current learning rate γ. The paper multiplies it by the schedule
+    multiplier η_t only: θ ← θ − η_t(α·m̂/(√v̂ + ε) + λθ), so λ is not scaled by the base rate α.
+    ``weight_decay_scale="schedule"`` gives the paper's form, with η_t = γ/γ₀ (γ₀ the group's initial lr);
+    to convert, λ_torch = λ_paper/γ₀.
+    """
+
+    hyper = {**Adam.hyper, "weight_decay": (1e-2, nonnegative),
+             "weight_decay_scale": ("lr", one_of("lr", "schedule"))}
+    decay = "decoupled"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, weight_decay_scale="lr"):
+        Optimizer.__init__(self, params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                           maximize=maximize, decoupled_weight_decay=True, weight_decay_scale=weight_decay_scale)
+
+    def _check_group(self, group, prefix):
+        if group["decoupled_weight_decay"] is not True:
+            raise ValueError(f"{prefix.format('decoupled_weight_decay')} must be True for AdamW, "
+                             f"got {group['decoupled_weight_decay']!r}")
+
+    def _prepare_group(self, group):
+        group.setdefault("initial_lr", group["lr"])
+
+    def _decay_lr(self, h):
+        if h["weight_decay_scale"] == "schedule":
+            return h["lr"] / h["initial_lr"]
+        return h["lr"]
+
+
+class Adamax(Optimizer):
+    r"""Adamax: Adam with the infinity norm in place of the root mean square (Kingma & Ba 2015, §7.1).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \quad
+        \theta_t = \theta_{t-1} - \frac{\gamma}{1-\beta_1^t} \frac{m_t}{u_t}
+
+    torch adds ε to |g| inside the maximum.
+    """
+
+    hyper = {
+        "lr": (2e-3, nonnegative),
+        "betas": ((0.9, 0.999), betas_pair),
+        "eps": (1e-8, nonnegative),
+        "weight_decay": (0.0, nonnegative),
+        "maximize": (False, boolean),
+    }
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+
+    def state_arrays(self, group):
+        return ["exp_avg", "exp_inf"]
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        m, u = s["exp_avg"], s["exp_inf"]
+        beta1, beta2 = h["betas"]
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
+        u *= beta2                                                                # u ← max(β₂u, |g| + ε)
+        np.maximum(u, np.add(np.abs(g, out=tmp[0]), h["eps"], out=tmp[0]), out=u)
+        theta -= np.multiply(np.divide(m, u, out=tmp[0]), h["lr"] / (1 - beta1**t), out=tmp[0])
+
+
+class NAdam(Optimizer):
+    r"""NAdam: Adam with Nesterov momentum and Dozat's momentum schedule (Dozat 2016).
+
+    .. math::
+        \mu_t = \beta_1\,(1 - \tfrac12\, 0.96^{t\psi}), \qquad \Pi_t = \prod_{k \le t} \mu_k, \\
+        \theta_t = \theta_{t-1} - \gamma \frac{1-\mu_t}{1-\Pi_t} \frac{g_t}{d_t}
+                                - \gamma \frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}} \frac{m_t}{d_t}, \qquad
+        d_t = \sqrt{v_t/(1-\beta_2^t)} + \epsilon
+
+    ψ is ``momentum_decay``. ``decoupled_weight_decay=True`` gives NAdamW. Π is kept in double precision (torch
+    keeps it in the default dtype: equal when that is float64).
+    """
+
+    hyper = {
+        "lr": (2e-3, nonnegative),
+        "betas": ((0.9, 0.999), betas_pair),
+        "eps": (1e-8, nonnegative),
+        "weight_decay": (0.0, nonnegative),
+        "momentum_decay": (4e-3, nonnegative),
+        "decoupled_weight_decay": (False, boolean),
+        "maximize": (False, boolean),
+    }
+    decay = "decoupled_weight_decay"
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3, *,
+                 decoupled_weight_decay=False, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                         maximize=maximize)
+
+    def state_arrays(self, group):
+        return ["exp_avg", "exp_avg_sq"]
+
+    def _init_scalar_state(self, state, group):
+        state["mu_product"] = 1.0
+
+    def _scalar_state_names(self):
+        return ["mu_product"]
+
+    def _begin_step(self, state, group, t):
+        beta1, psi = group["betas"][0], group["momentum_decay"]
+        state["_mu"] = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
+        state["_mu_next"] = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+        state["mu_product"] = state["mu_product"] * state["_mu"]
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        m, v = s["exp_avg"], s["exp_avg_sq"]
+        (beta1, beta2), lr = h["betas"], h["lr"]
+        mu, mu_next, prod = s["_mu"], s["_mu_next"], s["mu_product"]
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
+        v *= beta2                                                                # v ← β₂v + (1−β₂)g²
+        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
+        denom = np.add(np.sqrt(np.divide(v, 1 - beta2**t, out=tmp[0]), out=tmp[0]), h["eps"], out=tmp[0])
+        theta -= np.multiply(np.divide(g, denom, out=tmp[1]), lr * (1 - mu) / (1 - prod), out=tmp[1])
+        theta -= np.multiply(np.divide(m, denom, out=tmp[1]), lr * mu_next / (1 - prod * mu_next), out=tmp[1])
+
+
+class RAdam(Optimizer):
+    r"""RAdam: Adam whose adaptive step is switched on as the variance of v becomes tractable (Liu et al. 2020).
+
+    .. math::
+        \rho_\infty = \frac{2}{1-\beta_2} - 1, \quad \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t},
+        \quad r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}} \\
+        \theta_t = \theta_{t-1} - \gamma\,\hat m_t \cdot
+            \begin{cases} r_t\, \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > 5 \\ 1 & \text{else} \end{cases}
+
+    While ρ_t ≤ 5 (the first five steps with β₂ = 0.999) the step is plain momentum. ε is added to the
+    uncorrected √v, as torch does.
+    """
+
+    hyper = {
+        "lr": (1e-3, nonnegative),
+        "betas": ((0.9, 0.999), betas_pair),
+        "eps": (1e-8, nonnegative),
+        "weight_decay": (0.0, nonnegative),
+        "decoupled_weight_decay": (False, boolean),
+        "maximize": (False, boolean),
+    }
+    decay = "decoupled_weight_decay"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
+                 decoupled_weight_decay=False, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+    def state_arrays(self, group):
+        return ["exp_avg", "exp_avg_sq"]
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        m, v = s["exp_avg"], s["exp_avg_sq"]
+        (beta1, beta2), lr = h["betas"], h["lr"]
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
+        v *= beta2                                                                # v ← β₂v + (1−β₂)g²
+        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
+        bc1, bc2 = 1 - beta1**t, 1 - beta2**t
+        rho_inf = 2 / (1 - beta2) - 1
+        rho = rho_inf - 2 * t * beta2**t / bc2
+        step = np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1])         # γ m̂
+        rectified = rho > 5
+        if np.any(rectified):
+            rho_safe = np.where(rectified, rho, 5.5)
+            r = np.sqrt((rho_safe - 4) * (rho_safe - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_safe))
+            adaptive = np.divide(np.sqrt(bc2), np.add(np.sqrt(v, out=tmp[0]), h["eps"], out=tmp[0]), out=tmp[0])
+            adaptive *= np.where(rectified, r, 1.0) if np.ndim(rectified) else r
+            if np.ndim(rectified):
+                np.copyto(adaptive, 1.0, where=~np.broadcast_to(rectified, adaptive.shape))
+            step *= adaptive
+        theta -= step
+
+
+class Lion(Optimizer):
+    r"""Lion: the sign of an interpolated momentum (Chen et al. 2023, found by program search).
+
+    .. math::
+        c_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        \theta_t = \theta_{t-1} - \gamma\,\mathrm{sign}(c_t), \qquad
+        m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
+
+    Every coordinate moves by exactly γ (plus decoupled decay), so Lion wants a learning rate 3–10× smaller than
+    AdamW's and a weight decay 3–10× larger. One state array instead of Adam's two.
+    ``weight_decay_scale="schedule"`` divides the decay by the initial lr (the paper-style convention).
+    """
+
+    hyper = {
+        "lr": (1e-4, nonnegative),
+        "betas": ((0.9, 0.99), betas_pair),
+        "weight_decay": (0.0, nonnegative),
+        "maximize": (False, boolean),
+        "weight_decay_scale": ("lr", one_of("lr", "schedule")),
+    }
+    decay = "decoupled"
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False,
+                 weight_decay_scale="lr"):
+        super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
+                         weight_decay_scale=weight_decay_scale)
+
+    def state_arrays(self, group):
+        return ["exp_avg"]
+
+    _prepare_group = AdamW._prepare_group
+    _decay_lr = AdamW._decay_lr
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        m = s["exp_avg"]
+        beta1, beta2 = h["betas"]
+        c = np.add(np.multiply(m, beta1, out=tmp[0]), np.multiply(g, 1 - beta1, out=tmp[1]), out=tmp[0])
+        theta -= np.multiply(np.sign(c, out=tmp[0]), h["lr"], out=tmp[0])         # θ ← θ − γ sign(c)
+        m *= beta2                                                                # m ← β₂m + (1−β₂)g
+        m += np.multiply(g, 1 - beta2, out=tmp[1])
+
+
+class SophiaG(Optimizer):
+    r"""Sophia: momentum preconditioned by a diagonal Hessian estimate, clipped per coordinate (Liu et al. 2023).
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        \theta_t = \theta_{t-1} - \gamma\, \mathrm{sign}(m_t)\,
+            \min\!\Big(\frac{|m_t|}{\rho\, b\, h_t + 10^{-15}},\ 1\Big)
+
+    h is the estimate of the Hessian diagonal, refreshed by :meth:`update_hessian` every k steps (k = 10 in
+    the paper): h ← β₂h + (1−β₂)ĥ. Until the first refresh h = 0, so every step is γ·sign(m).
+    ``b`` is ``bs``, the batch size in tokens, passed to :meth:`step` as in the authors' code, where the
+    Gauss-Newton-Bartlett estimate ĥ = ĝ⊙ĝ is stored per example and scaled by the batch size here.
+    The authors' SophiaG: no bias correction, decoupled weight decay γλ. See :mod:`optimlab.hessian` for ĥ.
+    """
+
+    hyper = {
+        "lr": (1e-4, nonnegative),
+        "betas": ((0.965, 0.99), betas_pair),
+        "rho": (0.04, nonnegative),
+        "weight_decay": (1e-1, nonnegative),
+        "maximize": (False, boolean),
+    }
+    decay = "decoupled"
+
+    def __init__(self, params, lr=1e-4, betas=(0.965, 0.99), rho=0.04, weight_decay=1e-1, *, maximize=False):
+        super().__init__(params, lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, maximize=maximize)
+
+    def state_arrays(self, group):
+        return ["exp_avg", "hessian"]
+
+    def step(self, grads, bs=5120):
+        """One Sophia update; ``bs`` is the batch size (tokens per step) that scales the Hessian estimate."""
+        if isinstance(bs, bool) or not isinstance(bs, (int, float, np.integer, np.floating)) or not bs > 0:
+            raise ValueError(f"bs must be a positive number, got {bs!r}")
+        self._check_grads(grads)
+        self._revalidate()
+        self._step(grads, bs=bs)
+
+    def update_hessian(self, estimates):
+        """h ← β₂h + (1−β₂)ĥ for each parameter (``estimates`` in parameter order; None leaves one alone)."""
+        self._check_grads(estimates, name="estimates")
+        self._revalidate()
+        for group, units in zip(self.param_groups, self._units):
+            beta2 = group["betas"][1]
+            for unit in units:
+                for view, index in zip(unit.views, unit.indices):
+                    if estimates[index] is not None:
+                        h = _view_of(unit.state["hessian"], unit.theta, view) if unit.flat else unit.state["hessian"]
+                        h *= beta2
+                        h += (1 - beta2) * estimates[index]
+
+    @staticmethod
+    def rule(theta, g, s, tmp, t, h):
+        m, hess = s["exp_avg"], s["hessian"]
+        beta1 = h["betas"][0]
+        m *= beta1                                                                # m ← β₁m + (1−β₁)g
+        m += np.multiply(g, 1 - beta1, out=tmp[0])
+        denom = np.add(np.multiply(hess, h["rho"] * h["bs"], out=tmp[0]), 1e-15, out=tmp[0])   # ρ·b·h + 1e-15
+        ratio = np.minimum(np.divide(np.abs(m, out=tmp[1]), denom, out=tmp[0]), 1, out=tmp[0])
+        theta -= np.multiply(np.multiply(np.sign(m, out=tmp[1]), ratio, out=tmp[0]), h["lr"], out=tmp[0])
+
+
+def _any_nonzero(x) -> bool:
+    return bool(np.any(np.asarray(x) != 0))
