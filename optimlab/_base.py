@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["Optimizer", "flat_arrays", "as_flat"]
+__all__ = ["Optimizer", "flat_arrays", "as_flat", "flatten_state_dict", "unflatten_state_dict"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -632,3 +632,63 @@ def _has_array_hyper(group, hyper) -> bool:
 
 def _keys(x):
     return sorted(x) if isinstance(x, dict) else type(x).__name__
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# State dicts as flat dicts of arrays (for np.savez, no pickle needed)
+
+
+def flatten_state_dict(state_dict: dict) -> dict:
+    """``{"state/0/exp_avg": array, "param_groups/0/lr": array(0.001), ...}``: arrays only, for ``np.savez``.
+
+    >>> np.savez(path, **flatten_state_dict(opt.state_dict()))                  # doctest: +SKIP
+    >>> opt.load_state_dict(unflatten_state_dict(np.load(path)))                # doctest: +SKIP
+    """
+    flat = {}
+
+    def put(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                put(f"{prefix}/{k}", v)
+        elif isinstance(value, tuple):
+            flat[f"{prefix}/__tuple__"] = np.asarray(len(value))
+            for k, v in enumerate(value):
+                put(f"{prefix}/{k}", v)
+        elif isinstance(value, list):
+            flat[f"{prefix}/__list__"] = np.asarray(value)
+        else:
+            flat[prefix] = np.asarray(value)
+
+    for key in ("state", "param_groups"):
+        if key == "param_groups":
+            for gi, group in enumerate(state_dict[key]):
+                put(f"param_groups/{gi}", group)
+        else:
+            for index, entry in state_dict[key].items():
+                put(f"state/{index}", entry)
+    return flat
+
+
+def unflatten_state_dict(flat) -> dict:
+    """Inverse of :func:`flatten_state_dict` (accepts the mapping ``np.load`` returns)."""
+    tree: dict = {}
+    for key in flat:
+        value = np.asarray(flat[key])
+        *path, leaf = key.split("/")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    def build(node):
+        if isinstance(node, np.ndarray):
+            return node.item() if node.ndim == 0 else node
+        if "__list__" in node:
+            return node["__list__"].tolist()
+        if "__tuple__" in node:
+            return tuple(build(node[str(k)]) for k in range(int(node["__tuple__"])))
+        return {k: build(v) for k, v in node.items()}
+
+    state = {int(k): build(v) for k, v in tree.get("state", {}).items()}
+    groups = [build(tree["param_groups"][str(k)]) for k in range(len(tree.get("param_groups", {})))]
+    return {"state": state, "param_groups": groups}

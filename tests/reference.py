@@ -1,0 +1,28 @@
+"""Imports of the reference implementations the tests compare against (test-only dependencies).
+
+On a reader's laptop without them the reference tests skip, saying why; in CI (the environment variable CI is
+set) a missing reference is a failure, never a skip.
+"""
+
+import importlib
+import os
+
+import pytest
+
+WHY = {
+    "torch": "torch==2.13.0 (requirements-dev.txt) is the reference for every optimizer and scheduler",
+    "lion_pytorch": "lion-pytorch (requirements-dev.txt) is the reference for Lion",
+    "sophia_opt": "sophia-opt (requirements-dev.txt) packages the authors' SophiaG, the reference for Sophia",
+}
+
+
+def require(module: str):
+    """Import ``module`` or skip the calling test module (fail under CI) with a message saying why."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        message = f"{module} is not installed: {WHY.get(module, 'a reference implementation')}. " \
+                  f"Install the test requirements: pip install -r requirements-dev.txt ({error})"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
