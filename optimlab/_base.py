@@ -31,8 +31,9 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Elements per chunk for large flat updates: 64K float64 values (512 KB) keep an update's handful of arrays in
 # the L2 cache while they are reused, which roughly doubles numpy's throughput on large arrays.
 CHUNK = 1 << 16
-# Above this many elements a flat update is spread over threads (numpy releases the GIL inside its loops).
-THREAD_MIN = 1 << 20
+# From this many elements on, an update is split into chunks spread over threads (numpy releases the GIL inside
+# its loops); below it, thread hand-offs cost more than they save.
+THREAD_MIN = 1 << 16
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -189,7 +190,8 @@ def _is_array_hyper(value) -> bool:
 class _Unit:
     """Parameters updated together: one flat span of a group, or a single parameter."""
 
-    __slots__ = ("theta", "indices", "views", "state", "scratch", "flat")
+    __slots__ = ("theta", "indices", "views", "state", "scratch", "flat", "grad_buffer", "grad_span", "hyper",
+                 "hyper_source")
 
     def __init__(self, theta, indices, views, flat):
         self.theta = theta          # the array the update rule works on
@@ -198,6 +200,10 @@ class _Unit:
         self.flat = flat            # True when several parameters are updated as one 1-D buffer
         self.state = {}             # "step" (int), scalar state, and state arrays shaped like theta
         self.scratch = None         # preallocated temporaries, shaped like theta or like one chunk
+        self.grad_buffer = None     # a flat unit's gradients gathered into one array, when they are separate
+        self.grad_span = None       # (the gradient arrays of the last step, the flat span they tile or None)
+        self.hyper = None           # array hyperparameters expanded to theta's shape ...
+        self.hyper_source = None    # ... for the group values recorded in this dict (see Optimizer._remember)
 
 
 class Optimizer:
@@ -232,6 +238,7 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self._units: list[list[_Unit]] = []
         self._checked: list[dict] = []
+        self._array_hyper: list[bool] = []
         self._nparams = 0
         for group in groups:
             self.add_param_group(group)
@@ -288,7 +295,9 @@ class Optimizer:
         self._prepare_group(full)
         first = self._nparams
         self.param_groups.append(full)
-        self._checked.append({k: full[k] for k in self.hyper})
+        self._checked.append(None)
+        self._array_hyper.append(None)
+        self._remember(gi, full)
         self._units.append(self._make_units(full, first))
         self._nparams += len(params)
 
@@ -310,7 +319,7 @@ class Optimizer:
     def _init_state(self, unit, group):
         unit.state = {"step": 0}
         for key in self.state_arrays(group):
-            unit.state[key] = np.zeros_like(unit.theta)
+            unit.state[key] = np.zeros(unit.theta.shape, unit.theta.dtype)
         self._init_scalar_state(unit.state, group)
 
     def _init_scalar_state(self, state, group):
@@ -347,14 +356,21 @@ class Optimizer:
 
     def _revalidate(self):
         for gi, group in enumerate(self.param_groups):
-            checked = self._checked[gi]
-            if all(group.get(k, None) is v for k, v in checked.items()):
-                continue
+            for key, value in self._checked[gi].items():
+                if group.get(key) is not value:
+                    break
+            else:
+                continue  # every hyperparameter is the very object checked before
             missing = [k for k in self.hyper if k not in group]
             if missing:
                 raise KeyError(f"param_groups[{gi}] lacks hyperparameter(s) {missing}")
             self._check_hyper(group, where=f"param_groups[{gi}]", params=group["params"])
-            self._checked[gi] = {k: group[k] for k in self.hyper}
+            self._remember(gi, group)
+
+    def _remember(self, gi, group):
+        """Record the hyperparameter objects just validated (a step re-checks only what was reassigned)."""
+        self._checked[gi] = {k: group[k] for k in self.hyper}
+        self._array_hyper[gi] = _has_array_hyper(group, self.hyper)
 
     def _check_grads(self, grads, name="grads"):
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
@@ -390,13 +406,13 @@ class Optimizer:
             group_grads = grads[first:first + n]
             first += n
             if units[0].flat:
-                if all(g is not None for g in group_grads) and not _has_array_hyper(group, self.hyper):
+                if not self._array_hyper[gi] and all(g is not None for g in group_grads):
                     self._update(units[0], group, self._flat_grad(units[0], group_grads), extra)
                     continue
                 units = self._deflatten(gi)
             for unit, g in zip(units, group_grads):
                 if g is not None:
-                    self._update(unit, group, g, extra)
+                    self._update(unit, group, g, extra, self._array_hyper[gi] and self._checked[gi])
 
     def _deflatten(self, gi):
         """Turn a flat group into one unit per parameter for good (a step skipped a parameter, or a
@@ -406,56 +422,77 @@ class Optimizer:
         for view, index in zip(unit.views, unit.indices):
             part = _Unit(view, [index], [view], flat=False)
             part.state = {k: (_view_of(v, unit.theta, view) if isinstance(v, np.ndarray) else v)
-                          for k, v in unit.state.items() if k != "_grad_buffer"}
+                          for k, v in unit.state.items()}
             parts.append(part)
         self._units[gi] = parts
         return parts
 
     def _flat_grad(self, unit, grads):
-        span = _span(grads)
+        cached = unit.grad_span
+        if cached is not None and len(cached[0]) == len(grads) and all(a is b for a, b in zip(cached[0], grads)):
+            span = cached[1]   # the very arrays of the last step: their layout cannot have changed
+        else:
+            span = _span(grads)
+            unit.grad_span = (list(grads), span)
         if span is not None and span.size == unit.theta.size:
             return span
-        buffer = unit.state.get("_grad_buffer")
-        if buffer is None:
-            buffer = unit.state["_grad_buffer"] = np.empty_like(unit.theta)
-        np.concatenate([g.reshape(-1) for g in grads], out=buffer)
-        return buffer
+        if unit.grad_buffer is None:
+            unit.grad_buffer = np.empty_like(unit.theta)
+        np.concatenate([g.reshape(-1) for g in grads], out=unit.grad_buffer)
+        return unit.grad_buffer
 
-    def _update(self, unit, group, g, extra):
+    def _update(self, unit, group, g, extra, arrays_checked=None):
         state = unit.state
         for key in self.state_arrays(group):
             if key not in state:  # an option switched on mid-run (a scheduler turning momentum on)
-                state[key] = np.zeros_like(unit.theta)
+                state[key] = np.zeros(unit.theta.shape, unit.theta.dtype)
         state["step"] += 1
         t = state["step"]
         self._begin_step(state, group, t)
         h = group if not extra else {**group, **extra}
+        if arrays_checked:
+            h = {**h, **self._expanded(unit, group, arrays_checked)}
         theta = unit.theta
-        if theta.size > CHUNK and unit.flat:
-            self._chunked(unit, h, g, t)
+        if theta.size >= THREAD_MIN and theta.flags.c_contiguous and g.flags.c_contiguous:
+            self._chunked(unit, h, g.reshape(-1), t)
         else:
             if not isinstance(unit.scratch, tuple):
                 unit.scratch = tuple(np.empty_like(theta) for _ in range(self.scratch_count + 1))
             self._apply(theta, g, state, unit.scratch, t, h)
 
+    def _expanded(self, unit, group, checked):
+        """Array hyperparameters broadcast to the unit's full shape, once per assignment: elementwise loops over
+        contiguous arrays are several times faster than loops that broadcast a (B, 1) array over (B, d)."""
+        if unit.hyper_source is not checked:
+            def expand(v):
+                if isinstance(v, tuple):
+                    return tuple(expand(b) for b in v)
+                return np.ascontiguousarray(np.broadcast_to(v, unit.theta.shape)) if _is_array_hyper(v) else v
+            unit.hyper = {k: expand(group[k]) for k in self.hyper}
+            unit.hyper_source = checked
+        return unit.hyper
+
     def _chunked(self, unit, h, g, t):
-        theta, state = unit.theta, unit.state
-        arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray) and k != "_grad_buffer"}
+        theta, state = unit.theta.reshape(-1), unit.state
+        h_arrays = {k: v for k, v in h.items() if k != "params" and (_is_array_hyper(v) or isinstance(v, tuple))}
+        arrays = {k: v.reshape(-1) for k, v in state.items() if isinstance(v, np.ndarray)}
         scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
         n = theta.size
-        starts = range(0, n, CHUNK)
-        workers = _threads() if n >= THREAD_MIN else 1
-        if not isinstance(unit.scratch, list) or len(unit.scratch) != workers:
-            unit.scratch = [tuple(np.empty(CHUNK, theta.dtype) for _ in range(self.scratch_count + 1))
+        workers = _threads()
+        chunk = min(CHUNK, -(-n // workers))
+        starts = range(0, n, chunk)
+        if not isinstance(unit.scratch, list) or len(unit.scratch) != workers or len(unit.scratch[0][0]) != chunk:
+            unit.scratch = [tuple(np.empty(chunk, theta.dtype) for _ in range(self.scratch_count + 1))
                             for _ in range(workers)]
 
         def run(worker):
             scratch = unit.scratch[worker]
             for s in starts[worker::workers]:
-                e = min(s + CHUNK, n)
+                e = min(s + chunk, n)
                 sub = {k: v[s:e] for k, v in arrays.items()}
                 sub.update(scalars)
-                self._apply(theta[s:e], g[s:e], sub, tuple(b[:e - s] for b in scratch), t, h)
+                hc = {**h, **{k: _part(v, s, e) for k, v in h_arrays.items()}} if h_arrays else h
+                self._apply(theta[s:e], g[s:e], sub, tuple(b[:e - s] for b in scratch), t, hc)
 
         if workers == 1:
             run(0)
@@ -571,7 +608,7 @@ class Optimizer:
             group = self.param_groups[gi]
             group.clear()
             group.update(new)
-            self._checked[gi] = {k: group[k] for k in self.hyper}
+            self._remember(gi, group)
             first = sum(len(g["params"]) for g in self.param_groups[:gi])
             self._units[gi] = self._make_units(group, first)
         live = self.state
@@ -616,8 +653,15 @@ def _view_of(array, flat, view):
     return array[start:start + view.size].reshape(view.shape)
 
 
+def _part(v, s, e):
+    """Elements s:e of a hyperparameter expanded to a unit's shape (tuples such as betas element by element)."""
+    if isinstance(v, tuple):
+        return tuple(_part(b, s, e) for b in v)
+    return v.reshape(-1)[s:e] if _is_array_hyper(v) else v
+
+
 def _nonzero(x) -> bool:
-    if isinstance(x, numbers.Real):
+    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
         return x != 0
     return bool(np.any(x != 0))
 

@@ -240,7 +240,7 @@ class Adam(Optimizer):
         if h["amsgrad"]:
             v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])      # v ← max(v_max, v)
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
-        denom = np.add(np.divide(np.sqrt(v, out=tmp[0]), np.sqrt(bc2), out=tmp[0]), eps, out=tmp[0])
+        denom = np.add(np.divide(np.sqrt(v, out=tmp[0]), bc2**0.5, out=tmp[0]), eps, out=tmp[0])
         theta -= np.multiply(np.divide(m, denom, out=tmp[0]), h["lr"] / bc1, out=tmp[0])
 
 
