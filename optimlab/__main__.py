@@ -82,8 +82,9 @@ def tune(problem, name, steps, seed):
     """The best learning rate on the grid for this optimizer and problem: one vectorized sweep."""
     result = ex.sweep(problem, name, steps=steps, lr=LR_GRID, seed=seed)
     tail = result.trajectory.losses[-max(1, steps // 10):]
-    score = np.where(result.diverged, np.inf, np.nanmean(tail, axis=0))
-    score = np.where(np.isfinite(score), score, np.inf)
+    with np.errstate(all="ignore"):  # diverged runs' losses are inf/NaN: they score inf
+        score = np.where(np.isfinite(tail), tail, np.inf).mean(axis=0)
+    score = np.where(result.diverged, np.inf, score)
     best = int(np.argmin(score))
     return float(LR_GRID[best]), bool(np.isfinite(score[best]))
 
