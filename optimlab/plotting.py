@@ -1,19 +1,19 @@
 """Figures for the course: contours with optimizer paths, loss and learning-rate curves, sweep heatmaps.
 
-One style everywhere. Every optimizer has a fixed colour, marker and line style (:data:`OPTIMIZER_STYLES`), taken
-from the Okabe-Ito palette and, past its eight colours, from Paul Tol's colour-blind-safe palettes; the marker
-and dash make two lines tell apart even without colour. So Adam is the same blue in every chapter.
+One style everywhere. Every optimizer has a fixed colour, marker and line style (:data:`OPTIMIZER_STYLES`),
+taken from the Okabe-Ito palette and, past its eight colours, from Paul Tol's colour-blind-safe "muted"
+scheme; marker and dash tell two lines apart even without colour. Adam is the same blue in every chapter.
 
-Every figure function takes plain arrays and callables (nothing from the rest of optimlab), draws into ``ax=`` when
-given one, and otherwise creates a new figure; it returns the :class:`~matplotlib.figure.Figure`. Figures are
-built with matplotlib's object-oriented API only, never with pyplot, so a notebook does not display a frame twice
-and nothing is left open. A figure this module creates shows itself in a notebook as a PNG, even when pyplot was
-never imported.
+Every figure function takes plain arrays and callables (nothing from the rest of optimlab), draws into ``ax=``
+when given one, and otherwise creates a new figure; it returns the :class:`~matplotlib.figure.Figure`. Figures
+are built with matplotlib's object-oriented API only, never with pyplot, so a notebook does not display a
+frame twice and nothing is left open. A figure this module creates shows itself in a notebook as a PNG, even
+when pyplot was never imported.
 
-:func:`to_png` renders a figure to PNG bytes reproducibly (the same bytes on every run), optionally quantised to a
-small palette, which is how the kernel-free widgets in :mod:`optimlab.widgets` keep pages light.
+:func:`to_png` renders a figure to PNG bytes reproducibly (the same bytes on every run), optionally quantised
+to a small palette, which is how the kernel-free widgets in :mod:`optimlab.widgets` keep pages light.
 
-matplotlib is imported here and only here (and in the widgets built on it): ``import optimlab`` does not load it.
+matplotlib is imported here and in the widgets built on it, never by ``import optimlab``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -48,10 +49,10 @@ __all__ = [
     "to_png",
 ]
 
-# -- palette and per-optimizer styles -------------------------------------------------------------------------
+# -- palette and per-optimizer styles ------------------------------------------------------------------------
 
 #: The Okabe-Ito palette (Okabe and Ito, "Color Universal Design", 2008), safe for the common colour-vision
-#: deficiencies. Yellow is listed for completeness; it is too light for lines on a white background and unused.
+#: deficiencies. Yellow is listed for completeness: too light for lines on white, it is not used.
 OKABE_ITO = {
     "black": "#000000",
     "orange": "#E69F00",
@@ -62,8 +63,8 @@ OKABE_ITO = {
     "vermillion": "#D55E00",
     "reddish purple": "#CC79A7",
 }
-# Past eight lines, colours from Paul Tol's colour-blind-safe "muted" scheme, always paired with a distinct
-# marker and dash so that no two optimizers differ by colour alone.
+# Past eight lines, colours from Paul Tol's colour-blind-safe "muted" scheme (and a dark grey), always paired
+# with a distinct marker and dash so that no two optimizers differ by colour alone.
 _TOL = {"indigo": "#332288", "teal": "#44AA99", "olive": "#999933", "wine": "#882255", "grey": "#666666"}
 
 
@@ -146,13 +147,13 @@ def line_styles(labels) -> dict[str, LineStyle]:
     return out
 
 
-# -- style ----------------------------------------------------------------------------------------------------
+# -- style ---------------------------------------------------------------------------------------------------
 
 _FONT = {"title": 11, "label": 10, "tick": 9, "legend": 8.5}
 _GRID = {"color": "#e3e3e3", "linewidth": 0.6}
 
-#: rcParams of the course style, for readers' own pyplot figures (``with style(): ...``). The functions of this
-#: module set the same sizes explicitly on what they draw, so their figures look the same inside or outside it.
+#: rcParams of the course style, for readers' own pyplot figures (``with style(): ...``). The functions of
+#: this module set the same sizes explicitly on what they draw, so they look the same inside or outside it.
 STYLE: dict[str, object] = {
     "figure.figsize": (4.8, 3.6),
     "figure.dpi": 100,
@@ -190,10 +191,31 @@ def style() -> Iterator[None]:
 class _CourseFigure(Figure):
     """A Figure that shows itself as a crisp PNG in a notebook, with or without pyplot's inline backend."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _use_our_png_in_ipython()
+
     def _repr_png_(self):
         # Twice the pixels, displayed at the nominal size: sharp on high-density screens, same layout.
         w, h = self.get_size_inches() * self.dpi
         return to_png(self, dpi=2 * self.dpi, palette=False), {"width": round(w), "height": round(h)}
+
+    def __repr__(self):
+        # The text a notebook stores next to the picture: the same as for any matplotlib figure.
+        return super().__repr__().replace(type(self).__name__, "Figure", 1)
+
+
+def _use_our_png_in_ipython() -> None:
+    """In IPython, show course figures with :meth:`_CourseFigure._repr_png_` even after pyplot's inline
+    backend has registered its own printer for every Figure, so a figure looks the same whether or not the
+    notebook imported pyplot."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    if _CourseFigure not in formatter.type_printers:
+        formatter.for_type(_CourseFigure, _CourseFigure._repr_png_)
 
 
 def figure(width: float = 4.8, height: float = 3.6, *, dpi: float = 100) -> Figure:
@@ -221,6 +243,17 @@ def _axes(ax, *, grid: bool, box: bool = False):
     return ax
 
 
+def _number(x: float) -> str:
+    """A number as a reader writes it: 1e-6, 0.001, 250."""
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), f"{x:g}")
+
+
+def _title(ax, text: str, pad: float = 6) -> None:
+    # An explicit y spares matplotlib searching, on every draw, for tick labels above the axes (we put none
+    # there): a large share of the time to render a frame.
+    ax.set_title(text, y=1.0, pad=pad, fontsize=_FONT["title"])
+
+
 def _legend(ax, loc, **kwargs):
     if loc is False or loc is None:
         return None
@@ -231,7 +264,7 @@ def _legend(ax, loc, **kwargs):
     return ax.legend(loc=loc, fontsize=_FONT["legend"], framealpha=0.9, edgecolor="#cccccc", **kwargs)
 
 
-# -- contours with paths --------------------------------------------------------------------------------------
+# -- contours with paths -------------------------------------------------------------------------------------
 
 # Light neutral greys, lighter towards the minimum: every palette colour (black included) stands out on them.
 _CONTOUR_CMAP = LinearSegmentedColormap.from_list("optimlab_contour", ["#ffffff", "#d9d9d9", "#9e9e9e"])
@@ -241,8 +274,8 @@ def _bounds(bounds) -> tuple[float, float, float, float]:
     b = np.asarray(bounds, dtype=float).ravel()
     if b.shape != (4,) or not np.all(np.isfinite(b)) or b[0] >= b[1] or b[2] >= b[3]:
         raise ValueError(
-            f"bounds must be ((xmin, xmax), (ymin, ymax)) or (xmin, xmax, ymin, ymax), finite with min < max; "
-            f"got {bounds!r}"
+            "bounds must be ((xmin, xmax), (ymin, ymax)) or (xmin, xmax, ymin, ymax), finite with "
+            f"min < max; got {bounds!r}"
         )
     return tuple(float(v) for v in b)
 
@@ -250,9 +283,9 @@ def _bounds(bounds) -> tuple[float, float, float, float]:
 def _visible_path(path, box) -> tuple[np.ndarray, bool]:
     """The drawable part of a path and whether it diverged.
 
-    A path is cut at its first non-finite point. A point far outside the plotted region (100 spans away) ends it
-    too, the last segment shortened to where it crosses that far box, so the direction the reader sees is exact
-    and no renderer meets coordinates like 1e300.
+    A path is cut at its first non-finite point. A point far outside the plotted region (100 spans away) ends
+    it too, the last segment shortened to where it crosses that far box, so the direction the reader sees is
+    exact and no renderer meets coordinates like 1e300.
     """
     p = np.asarray(path, dtype=float)
     if p.ndim != 2 or p.shape[1] != 2:
@@ -290,8 +323,8 @@ def contour_paths(
     mark=None,
     mark_label: str = "minimum",
     title: str | None = None,
-    xlabel: str = "$x_1$",
-    ylabel: str = "$x_2$",
+    xlabel: str = "x₁",
+    ylabel: str = "x₂",
     legend: bool | str = "upper right",
     ax=None,
 ) -> Figure:
@@ -300,18 +333,18 @@ def contour_paths(
     Args:
       loss_fn: vectorized loss; maps an ``(..., 2)`` array of points to the ``(...)`` array of their losses.
       bounds: the plotted region, ``((xmin, xmax), (ymin, ymax))`` or ``(xmin, xmax, ymin, ymax)``.
-      paths: ``{label: (T, 2) array}``, the iterates of each run, drawn as a line with a marker per iterate (the
-        optimizer's own marker) and a larger marker at the end. All paths start at the hollow circle (one per
-        distinct start point). A path with a NaN or inf, or that flies off far beyond the region, is drawn up to
-        there and labelled "(diverged)"; it never breaks the plot.
+      paths: ``{label: (T, 2) array}``, the iterates of each run, drawn as a line with a marker per iterate
+        (the optimizer's own marker) and a larger marker at the end. All paths start at the hollow circle (one
+        per distinct start point). A path with a NaN or inf, or that flies off far beyond the region, is drawn
+        up to there and labelled "(diverged)"; it never breaks the plot.
       levels: the number of contour levels, or the levels themselves.
-      log_levels: space the levels geometrically above the minimum seen on the grid (dense near the minimum, as a
-        reader needs for ill-conditioned or Rosenbrock-like losses); False for evenly spaced levels.
+      log_levels: space the levels geometrically above the minimum seen on the grid (dense near the minimum,
+        as a reader needs for ill-conditioned or Rosenbrock-like losses); False for evenly spaced levels.
       resolution: grid points per side on which ``loss_fn`` is evaluated.
-      mark: a point to mark with a star, typically the minimizer ``x*``; ``mark_label`` names it in the legend.
+      mark: a point to mark with a star, typically the minimizer ``x*``; ``mark_label`` names it.
       title, xlabel, ylabel: text of the axes.
-      legend: where to put the legend (a matplotlib ``loc``), True for "best", False for none. A fixed place keeps
-        frames of a widget steady.
+      legend: where to put the legend (a matplotlib ``loc``), True for "best", False for none. A fixed place
+        keeps frames of a widget steady.
       ax: draw into these axes instead of a new figure.
 
     Returns:
@@ -325,8 +358,8 @@ def contour_paths(
         z = np.asarray(loss_fn(np.stack([gx, gy], axis=-1)), dtype=float)
     if z.shape != gx.shape:
         raise ValueError(
-            f"loss_fn must map an (..., 2) array of points to an (...) array of losses: given points of shape "
-            f"{(n, n, 2)}, it returned shape {z.shape}"
+            "loss_fn must map an (..., 2) array of points to an (...) array of losses: given points of "
+            f"shape {(n, n, 2)}, it returned shape {z.shape}"
         )
     z = np.ma.masked_invalid(z)
     if z.count() >= 2 and z.min() < z.max():
@@ -343,8 +376,13 @@ def contour_paths(
                 lv = np.linspace(zmin, zmax, count + 2)[1:-1]
         else:
             lv = np.unique(np.asarray(levels, dtype=float))
-        norm = BoundaryNorm(lv, _CONTOUR_CMAP.N, extend="both")
-        ax.contourf(gx, gy, z, levels=lv, cmap=_CONTOUR_CMAP, norm=norm, extend="both", zorder=0)
+        # The bands between levels, as filled contours would draw them, but rasterised: the loss is
+        # interpolated to the output's pixels, then binned. It looks the same and renders in a third of the
+        # time, which matters for widgets of many frames.
+        if lv.size >= 2:
+            norm = BoundaryNorm(lv, _CONTOUR_CMAP.N, extend="both")
+            ax.imshow(z, extent=(xmin, xmax, ymin, ymax), origin="lower", aspect="auto", cmap=_CONTOUR_CMAP,
+                      norm=norm, interpolation="bilinear", interpolation_stage="data", zorder=0)
         ax.contour(gx, gy, z, levels=lv, colors="#8a8a8a", linewidths=0.5, zorder=1)
 
     paths = dict(paths or {})
@@ -356,7 +394,8 @@ def contour_paths(
         text = f"{label} (diverged)" if diverged else str(label)
         if len(p) == 0:
             # Nothing finite to draw: keep the legend entry so the reader still learns the run diverged.
-            ax.plot([], [], color=s.color, linestyle=s.linestyle, marker=s.marker, label=text, gid=f"path:{label}")
+            ax.plot([], [], color=s.color, linestyle=s.linestyle, marker=s.marker, label=text,
+                    gid=f"path:{label}")
             continue
         every = max(1, len(p) // 80)
         ax.plot(
@@ -386,12 +425,12 @@ def contour_paths(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title)
+        _title(ax, title)
     _legend(ax, legend)
     return ax.figure
 
 
-# -- curves ---------------------------------------------------------------------------------------------------
+# -- curves --------------------------------------------------------------------------------------------------
 
 
 def loss_curves(
@@ -439,7 +478,8 @@ def loss_curves(
             ax.plot(x[k - 1], c[k - 1], linestyle="none", marker="X", markersize=8, color=s.color,
                     markeredgecolor="white", label="_diverged", zorder=4)
     if target is not None:
-        ax.axhline(target, color="#555555", linestyle="--", linewidth=1.0, label=f"target {target:g}", zorder=1)
+        ax.axhline(target, color="#555555", linestyle="--", linewidth=1.0, label=f"target {_number(target)}",
+                   zorder=1)
     if log:
         ax.set_yscale("log", nonpositive="mask")
     if ylim is not None:
@@ -447,7 +487,7 @@ def loss_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title)
+        _title(ax, title)
     _legend(ax, legend)
     return ax.figure
 
@@ -478,12 +518,12 @@ def lr_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title)
+        _title(ax, title)
     _legend(ax, legend)
     return ax.figure
 
 
-# -- sweeps ---------------------------------------------------------------------------------------------------
+# -- sweeps --------------------------------------------------------------------------------------------------
 
 
 def _edges(v: np.ndarray, log: bool) -> np.ndarray:
@@ -533,8 +573,8 @@ def sweep_heatmap(
       x_values, y_values: the swept values (increasing), ``nx`` and ``ny`` of them.
       final_loss: ``(ny, nx)`` array, row ``i`` for ``y_values[i]``. NaN or inf counts as diverged.
       diverged: optional ``(ny, nx)`` boolean mask of further runs to mark as diverged.
-      xlog, ylog: logarithmic hyperparameter axes (e.g. a learning rate); cells are then centred geometrically.
-      zlog: logarithmic colour scale for the loss (non-positive losses are clipped to the smallest positive one).
+      xlog, ylog: logarithmic hyperparameter axes (e.g. a learning rate), with geometrically centred cells.
+      zlog: logarithmic colour scale for the loss (non-positive losses clip to the smallest positive one).
       vmin, vmax: the colour scale's range (default: that of the finite, non-diverged losses).
       overlay: a curve to draw on top, such as a theoretical stability boundary: a callable ``y = f(x)``
         (vectorized; evaluated densely across the x range) or a pair of arrays ``(xs, ys)``;
@@ -581,7 +621,8 @@ def sweep_heatmap(
     rows, cols = np.nonzero(bad)
     if rows.size:
         x0, x1, y0, y1 = xe[cols], xe[cols + 1], ye[rows], ye[rows + 1]
-        verts = np.stack([np.stack(c, axis=-1) for c in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))], 1)
+        corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))
+        verts = np.stack([np.stack(c, axis=-1) for c in corners], 1)
         codes = np.tile([Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY], rows.size)
         patch = PathPatch(Path(verts.reshape(-1, 2), codes), facecolor="#c8c8c8", edgecolor="none",
                           hatch="///", hatchcolor="#6e6e6e", linewidth=0, gid="diverged", zorder=2)
@@ -594,9 +635,10 @@ def sweep_heatmap(
                 oy = np.broadcast_to(np.asarray(overlay(ox), dtype=float), ox.shape)
         else:
             ox, oy = (np.asarray(a, dtype=float).ravel() for a in overlay)
-        (line,) = ax.plot(ox, oy, color="white", linestyle="--", linewidth=1.8, zorder=3,
+        # Black dashes on a white halo: visible on every colour of the map and on the hatching.
+        (line,) = ax.plot(ox, oy, color="black", linestyle=(0, (5, 2)), linewidth=1.6, zorder=3,
                           label=overlay_label or "_overlay", gid="overlay")
-        line.set_path_effects([patheffects.withStroke(linewidth=3.6, foreground="black"), patheffects.Normal()])
+        line.set_path_effects([patheffects.withStroke(linewidth=4, foreground="white"), patheffects.Normal()])
         if overlay_label:
             handles.append(line)
     if xlog:
@@ -616,33 +658,82 @@ def sweep_heatmap(
         else:
             ax.legend(handles=handles, loc=legend, fontsize=_FONT["legend"], framealpha=0.9)
     if title:
-        ax.set_title(title, pad=24 if above else 6)
+        _title(ax, title, pad=24 if above else 6)
     return ax.figure
 
 
-# -- rendering ------------------------------------------------------------------------------------------------
+# -- rendering -----------------------------------------------------------------------------------------------
 
 
-def to_png(fig: Figure, *, dpi: float | None = None, palette: bool = True, colors: int = 64) -> bytes:
+def to_png(fig: Figure, *, dpi: float | None = None, palette: bool = True, colors: int = 96) -> bytes:
     """Render a figure to PNG bytes, the same bytes on every run for the same figure.
 
     Args:
       fig: the figure; it is rendered as is (no tight bounding box, so every frame of a widget has the size
         ``figsize * dpi``) and left open: the caller closes what it created.
       dpi: resolution (default: the figure's own).
-      palette: quantise to an indexed palette of ``colors`` colours (no dithering), which makes the file several
-        times smaller with no visible change for plots like these; False keeps full RGBA.
-      colors: palette size, 2 to 256.
+      palette: quantise to an indexed palette of ``colors`` colours, without dithering. The course's line
+        colours are kept exact and the rest of the palette adapts to the picture, so contour plots and curves
+        look the same at a third of the size. False keeps full RGBA.
+      colors: palette size, 2 to 256. Pass 256 for figures with a continuous colour scale (heatmaps,
+        colorbars), which would otherwise show bands.
     """
-    buf = io.BytesIO()
-    with style():
-        # No software version or date in the file: the bytes depend only on the picture.
-        fig.savefig(buf, format="png", dpi=dpi if dpi is not None else fig.dpi, metadata={"Software": None})
-    if not palette:
-        return buf.getvalue()
-    if not 2 <= int(colors) <= 256:
+    dpi = float(fig.dpi if dpi is None else dpi)
+    if palette and not 2 <= int(colors) <= 256:
         raise ValueError(f"colors must be between 2 and 256; got {colors!r}")
-    return _quantise(buf.getvalue(), int(colors))
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        # Lay out once, then render with the layout switched off: savefig would otherwise lay the figure out
+        # in a whole extra drawing pass. The figure's engine is restored afterwards.
+        _freeze_layout(fig, dpi=dpi)
+    try:
+        with style():
+            if not palette:
+                buf = io.BytesIO()
+                # No software version or date in the file: the bytes depend only on the picture.
+                fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+                return buf.getvalue()
+            raw = io.BytesIO()
+            fig.savefig(raw, format="rgba", dpi=dpi)  # raw pixels: no PNG encoding and decoding in between
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
+    from PIL import Image  # Pillow is a dependency of matplotlib
+
+    data = raw.getvalue()
+    w = int(fig.get_figwidth() * dpi)  # the size the Agg renderer uses
+    w = next((c for c in (w, w + 1, w - 1) if c > 0 and len(data) % (4 * c) == 0), w)
+    rgba = Image.frombuffer("RGBA", (w, len(data) // (4 * w)), data, "raw", "RGBA", 0, 1)
+    if rgba.getextrema()[3][0] < 255:
+        # Composite over white, so a transparent figure does not turn black without its alpha channel.
+        rgba = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    rgb = rgba.convert("RGB")
+    return _quantise(rgb, int(colors))
+
+
+def _freeze_layout(fig: Figure, positions=None, *, dpi: float | None = None) -> list:
+    """Fix the axes where the figure's layout engine (constrained, tight) puts them at ``dpi``, and switch the
+    engine off; return the positions. Given ``positions`` (from a figure with as many axes), put the axes
+    there instead, without laying out: frames of a widget then share one layout and do not jitter."""
+    if positions is None:
+        engine = fig.get_layout_engine()
+        if engine is not None and fig.axes:
+            saved = fig.dpi
+            fig.dpi = saved if dpi is None else dpi
+            try:
+                with style():
+                    engine.execute(fig)
+            finally:
+                fig.dpi = saved
+        positions = [ax.get_position(original=True) for ax in fig.axes]
+    else:
+        if len(positions) != len(fig.axes):
+            raise ValueError(f"{len(positions)} positions for a figure with {len(fig.axes)} axes")
+        for ax, box in zip(fig.axes, positions, strict=True):
+            ax.set_position(box)
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
+    return positions
 
 
 # The course's line colours are kept exact in palette PNGs: a generic quantiser would merge a thin line's few
@@ -653,19 +744,28 @@ _KEY_COLOURS = sorted(
 )
 
 
-def _quantise(png: bytes, colors: int) -> bytes:
-    """Re-encode a PNG with an indexed palette: the course colours present, plus adaptive colours for the rest."""
-    from PIL import Image  # Pillow is a dependency of matplotlib
+def _quantise(rgb, colors: int) -> bytes:
+    """PNG bytes of an RGB image with an indexed palette: exact course colours and the picture's flat areas
+    (background, contour bands: every colour covering 0.2% of the pixels), then adaptive colours for the rest,
+    mostly anti-aliased edges, where a small error does not show."""
+    from PIL import Image
 
-    with Image.open(io.BytesIO(png)) as im:
-        rgb = im.convert("RGB")
-    codes = np.frombuffer(rgb.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF
-    keys = [k for k in _KEY_COLOURS if (codes == k).any()][: colors // 2]
-    adaptive = rgb.quantize(colors=colors - len(keys), method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-    flat = [v for k in keys for v in ((k >> 16) & 255, (k >> 8) & 255, k & 255)]
-    flat += adaptive.getpalette()[: 3 * (colors - len(keys))]
+    counts = sorted(rgb.getcolors(rgb.width * rgb.height), reverse=True)
+    seen = np.array([c for _, c in counts], dtype=np.int16)
+    # Agg may render a colour one unit off in a channel: a course colour counts as present when some pixel is
+    # within one unit of it in every channel.
+    course = np.array([((k >> 16) & 255, (k >> 8) & 255, k & 255) for k in _KEY_COLOURS], dtype=np.int16)
+    course = course[(np.abs(course[:, None, :] - seen[None, :, :]).max(axis=2) <= 1).any(axis=1)]
+    flat = np.array([c for n, c in counts if n >= 0.002 * rgb.width * rgb.height], dtype=np.int16)
+    keys = np.concatenate([course, flat.reshape(-1, 3)])
+    keys = keys[np.sort(np.unique(keys, axis=0, return_index=True)[1])][: max(colors - 16, colors // 2)]
+    adaptive = rgb.quantize(colors - len(keys), method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    extra = np.array(adaptive.getpalette()[: 3 * (colors - len(keys))], dtype=np.int16).reshape(-1, 3)
+    # Pillow maps pixels to the palette through a coarse colour cache, so an adaptive colour close to a key
+    # colour could capture that colour's pixels: leave those out.
+    extra = extra[(np.abs(extra[:, None, :] - keys[None, :, :]).max(axis=2) > 6).all(axis=1)]
     palette = Image.new("P", (1, 1))
-    palette.putpalette(flat)
+    palette.putpalette(np.concatenate([keys, extra]).astype(np.uint8).ravel().tolist())
     out = io.BytesIO()
     rgb.quantize(palette=palette, dither=Image.Dither.NONE).save(out, format="PNG")
     return out.getvalue()
