@@ -27,6 +27,9 @@ import numpy as np
 __all__ = ["Optimizer", "flat_arrays", "as_flat", "flatten_state_dict", "unflatten_state_dict"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Keys a parameter group may hold besides "params" and the optimizer's hyperparameters: a name, the scheduler's
+# initial_lr, and the base of the paper-style decoupled decay (see AdamW).
+EXTRA_GROUP_KEYS = ("params", "name", "initial_lr", "decay_base_lr")
 
 # Elements per chunk for large flat updates: 64K float64 values (512 KB) keep an update's handful of arrays in
 # the L2 cache while they are reused, which roughly doubles numpy's throughput on large arrays.
@@ -239,6 +242,7 @@ class Optimizer:
         self._units: list[list[_Unit]] = []
         self._checked: list[dict] = []
         self._array_hyper: list[bool] = []
+        self._array_copies: dict[int, list] = {}
         self._nparams = 0
         for group in groups:
             self.add_param_group(group)
@@ -288,7 +292,7 @@ class Optimizer:
             seen.add(id(p))
         full = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         full["params"] = params
-        unknown = [k for k in group if k not in self.hyper and k not in ("params", "initial_lr", "name")]
+        unknown = [k for k in group if k not in self.hyper and k not in EXTRA_GROUP_KEYS]
         if unknown:
             raise TypeError(f"{where} has unknown hyperparameter(s) {unknown} for {type(self).__name__}")
         self._check_hyper(full, where=where, params=params)
@@ -345,7 +349,7 @@ class Optimizer:
                 for sub in (value if key == "betas" else (value,)):
                     if _is_array_hyper(sub):
                         for i, p in enumerate(params):
-                            if np.broadcast_shapes(np.shape(sub), p.shape) != p.shape:
+                            if _broadcast_shape(np.shape(sub), p.shape) != p.shape:
                                 raise ValueError(
                                     f"{prefix.format(key)} of shape {np.shape(sub)} does not broadcast against "
                                     f"parameter {i} of shape {p.shape}")
@@ -360,7 +364,8 @@ class Optimizer:
                 if group.get(key) is not value:
                     break
             else:
-                continue  # every hyperparameter is the very object checked before
+                if all(np.array_equal(a, copy) for a, copy in self._array_copies[gi]):
+                    continue  # every hyperparameter is the very object checked before, arrays unchanged
             missing = [k for k in self.hyper if k not in group]
             if missing:
                 raise KeyError(f"param_groups[{gi}] lacks hyperparameter(s) {missing}")
@@ -371,6 +376,8 @@ class Optimizer:
         """Record the hyperparameter objects just validated (a step re-checks only what was reassigned)."""
         self._checked[gi] = {k: group[k] for k in self.hyper}
         self._array_hyper[gi] = _has_array_hyper(group, self.hyper)
+        # copies of array values, so that an array changed in place (group["lr"] *= 0.5) is re-checked and used
+        self._array_copies[gi] = [(a, a.copy()) for a in _hyper_arrays(group, self.hyper)]
 
     def _check_grads(self, grads, name="grads"):
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
@@ -468,14 +475,18 @@ class Optimizer:
                 if isinstance(v, tuple):
                     return tuple(expand(b) for b in v)
                 return np.ascontiguousarray(np.broadcast_to(v, unit.theta.shape)) if _is_array_hyper(v) else v
-            unit.hyper = {k: expand(group[k]) for k in self.hyper}
+            unit.hyper = {k: expand(group[k]) for k in (*self.hyper, "decay_base_lr") if k in group}
             unit.hyper_source = checked
         return unit.hyper
 
     def _chunked(self, unit, h, g, t):
         theta, state = unit.theta.reshape(-1), unit.state
         h_arrays = {k: v for k, v in h.items() if k != "params" and (_is_array_hyper(v) or isinstance(v, tuple))}
-        arrays = {k: v.reshape(-1) for k, v in state.items() if isinstance(v, np.ndarray)}
+        shape = unit.theta.shape
+        # state arrays are shaped like theta; per-run scalars of a sweep (NAdam's μ for a (B, 1) beta1) are
+        # broadcast to theta's shape so that each chunk gets the values of its own rows
+        arrays = {k: (v if v.shape == shape else np.broadcast_to(v, shape)).reshape(-1)
+                  for k, v in state.items() if isinstance(v, np.ndarray)}
         scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
         n = theta.size
         workers = _threads()
@@ -549,7 +560,7 @@ class Optimizer:
         groups, first = [], 0
         for group in self.param_groups:
             n = len(group["params"])
-            copy = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in group.items() if k != "params"}
+            copy = {k: _copy_value(v) for k, v in group.items() if k != "params"}
             copy["params"] = list(range(first, first + n))
             groups.append(copy)
             first += n
@@ -569,15 +580,18 @@ class Optimizer:
                              f"{len(self.param_groups)}")
         new_groups = []
         for gi, (saved, group) in enumerate(zip(groups, self.param_groups)):
-            expected = set(self.hyper)
-            got = {k for k in saved if k not in ("params", "initial_lr", "name")}
-            if got != expected:
-                raise ValueError(f"state_dict['param_groups'][{gi}] has hyperparameters {sorted(got)}, "
-                                 f"but {name} has {sorted(expected)}: is it from another optimizer?")
+            # Extra keys are kept, as torch keeps them (schedulers add max_lr, base_momentum, ...), unless they
+            # are another optimizer's hyperparameters.
+            missing = set(self.hyper) - set(saved)
+            foreign = (set(saved) & _all_hyperparameters()) - set(self.hyper)
+            if missing or foreign:
+                problem = f"lacks {sorted(missing)}" if missing else f"has {sorted(foreign)}"
+                raise ValueError(f"state_dict['param_groups'][{gi}] {problem} among its hyperparameters, unlike "
+                                 f"{name}'s: is it from another optimizer?")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"state_dict['param_groups'][{gi}] has {len(saved['params'])} parameters, "
                                  f"this optimizer's group {gi} has {len(group['params'])}")
-            new = {**{k: v for k, v in saved.items() if k != "params"}, "params": group["params"]}
+            new = {**{k: _copy_value(v) for k, v in saved.items() if k != "params"}, "params": group["params"]}
             self._check_hyper(new, where=f"state_dict['param_groups'][{gi}]", params=group["params"])
             new_groups.append(new)
         saved_ids = [i for g in groups for i in g["params"]]
@@ -611,14 +625,27 @@ class Optimizer:
             self._remember(gi, group)
             first = sum(len(g["params"]) for g in self.param_groups[:gi])
             self._units[gi] = self._make_units(group, first)
+            unit = self._units[gi][0]
+            if unit.flat:
+                # one flat unit has one step count: split it if its parameters were saved at different steps
+                # (one was skipped) or with per-run scalar state (a sweep)
+                scalars = [None if k not in states else
+                           {key: v for key, v in states[k].items() if key not in self.state_arrays(group)}
+                           for k in unit.indices]
+                if _has_array_hyper(group, self.hyper) or any(
+                        _differ(a, scalars[0]) for a in scalars[1:]):
+                    self._deflatten(gi)
         live = self.state
         for k, entry in states.items():
             unit_state = self._unit_state_of(k)
+            arrays = self.state_arrays(self.param_groups[self._group_of(k)])
             for key, value in entry.items():
-                if isinstance(value, np.ndarray):
+                if key in arrays:
                     np.copyto(live[k][key], value)
+                elif key == "step":
+                    unit_state[key] = int(value)
                 else:
-                    unit_state[key] = int(value) if key == "step" else value
+                    unit_state[key] = value.copy() if isinstance(value, np.ndarray) else value
 
     def _scalar_state_names(self):
         return []
@@ -660,10 +687,54 @@ def _part(v, s, e):
     return v.reshape(-1)[s:e] if _is_array_hyper(v) else v
 
 
+def _all_hyperparameters() -> set:
+    """The hyperparameter names of every optimizer class defined so far."""
+    names, todo = set(), [Optimizer]
+    while todo:
+        cls = todo.pop()
+        names.update(cls.hyper)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+def _copy_value(v):
+    """A copy of a hyperparameter value that shares no array with it (betas may be a tuple of arrays)."""
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, tuple):
+        return tuple(_copy_value(x) for x in v)
+    return v
+
+
+def _differ(a, b) -> bool:
+    """Whether two saved per-parameter scalar states (dicts of numbers or small arrays, or None) differ."""
+    if a is None or b is None:
+        return a is not b
+    return a.keys() != b.keys() or any(not np.array_equal(a[k], b[k]) for k in a)
+
+
+def _broadcast_shape(a, b):
+    """The broadcast shape of shapes ``a`` and ``b``, or None when they do not broadcast."""
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        return None
+
+
 def _nonzero(x) -> bool:
     if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
         return x != 0
     return bool(np.any(x != 0))
+
+
+def _hyper_arrays(group, hyper) -> list:
+    """The hyperparameter values of ``group`` that are arrays (the elements of betas too)."""
+    out = []
+    for key in hyper:
+        for v in (group[key] if key == "betas" else (group[key],)):
+            if _is_array_hyper(v):
+                out.append(v)
+    return out
 
 
 def _has_array_hyper(group, hyper) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._base import (
     Optimizer,
+    _nonzero,
     _view_of,
     betas_pair,
     boolean,
@@ -61,9 +62,18 @@ class SGD(Optimizer):
 
     def _begin_step(self, state, group, t):
         # torch starts the buffer at g (not at zero) the first time momentum is used, whenever that is
-        state["_fresh_buffer"] = "momentum_buffer" in state and "_buffer_used" not in state
-        if "momentum_buffer" in state:
+        active = "momentum_buffer" in state and _nonzero(group["momentum"])
+        state["_fresh_buffer"] = active and "_buffer_used" not in state
+        if active:
             state["_buffer_used"] = True
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        # a saved buffer has been used: the run continues it (μb + (1−τ)g), it does not restart it at g
+        for units in self._units:
+            for unit in units:
+                if unit.state["step"] > 0 and "momentum_buffer" in unit.state:
+                    unit.state["_buffer_used"] = True
 
     def _check_group(self, group, prefix):
         if group["nesterov"] and (not np.all(np.asarray(group["momentum"]) > 0)
@@ -75,13 +85,16 @@ class SGD(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         mu, lr = h["momentum"], h["lr"]
         d = g
-        if "momentum_buffer" in s:
+        if "momentum_buffer" in s and _nonzero(mu):                      # μ = 0: plain SGD, buffer kept
             b = s["momentum_buffer"]
             if s["_fresh_buffer"]:
                 b[...] = g                                               # the first buffer is g itself
             else:
+                tau = h["dampening"]
+                if np.ndim(mu):                                          # runs of a sweep with μ = 0: d = g
+                    tau = np.where(mu != 0, tau, 0.0)
                 b *= mu                                                  # b ← μb + (1−τ)g
-                b += np.multiply(g, 1 - h["dampening"], out=tmp[0])
+                b += np.multiply(g, 1 - tau, out=tmp[0])
             if h["nesterov"]:
                 d = np.add(g, np.multiply(b, mu, out=tmp[0]), out=tmp[0])    # d = g + μb
             else:
@@ -249,8 +262,9 @@ class AdamW(Adam):
 
     torch multiplies the decay by the current learning rate γ. The paper multiplies it by the schedule
     multiplier η_t only: θ ← θ − η_t(α·m̂/(√v̂ + ε) + λθ), so λ is not scaled by the base rate α.
-    ``weight_decay_scale="schedule"`` gives the paper's form, with η_t = γ/γ₀ (γ₀ the group's initial lr);
-    to convert, λ_torch = λ_paper/γ₀.
+    ``weight_decay_scale="schedule"`` gives the paper's form, with η_t = lr/lr₀, lr₀ the group's
+    ``decay_base_lr`` (by default its lr when the optimizer was built; schedulers leave it alone, unlike torch's
+    ``initial_lr``, which OneCycleLR overwrites); to convert, λ_torch = λ_paper/lr₀.
     """
 
     hyper = {**Adam.hyper, "weight_decay": (1e-2, nonnegative),
@@ -266,13 +280,14 @@ class AdamW(Adam):
         if group["decoupled_weight_decay"] is not True:
             raise ValueError(f"{prefix.format('decoupled_weight_decay')} must be True for AdamW, "
                              f"got {group['decoupled_weight_decay']!r}")
+        _check_schedule_scale(group, prefix)
 
     def _prepare_group(self, group):
-        group.setdefault("initial_lr", group["lr"])
+        group.setdefault("decay_base_lr", group["lr"])
 
     def _decay_lr(self, h):
         if h["weight_decay_scale"] == "schedule":
-            return h["lr"] / h["initial_lr"]
+            return h["lr"] / h["decay_base_lr"]
         return h["lr"]
 
 
@@ -455,6 +470,9 @@ class Lion(Optimizer):
     _prepare_group = AdamW._prepare_group
     _decay_lr = AdamW._decay_lr
 
+    def _check_group(self, group, prefix):
+        _check_schedule_scale(group, prefix)
+
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
         m = s["exp_avg"]
@@ -495,10 +513,14 @@ class SophiaG(Optimizer):
     def state_arrays(self, group):
         return ["exp_avg", "hessian"]
 
+    def _has_state(self, entry):
+        return entry["step"] > 0 or bool(np.any(entry["hessian"] != 0))  # refreshed before the first step
+
     def step(self, grads, bs=5120):
         """One Sophia update; ``bs`` is the batch size (tokens per step) that scales the Hessian estimate."""
-        if isinstance(bs, bool) or not isinstance(bs, (int, float, np.integer, np.floating)) or not bs > 0:
-            raise ValueError(f"bs must be a positive number, got {bs!r}")
+        if isinstance(bs, bool) or not isinstance(bs, (int, float, np.integer, np.floating)) or not bs > 0 \
+                or bs == np.inf:
+            raise ValueError(f"bs must be a positive finite number, got {bs!r}")
         self._check_grads(grads)
         self._revalidate()
         self._step(grads, bs=bs)
@@ -529,3 +551,12 @@ class SophiaG(Optimizer):
 
 def _any_nonzero(x) -> bool:
     return bool(np.any(np.asarray(x) != 0))
+
+
+def _check_schedule_scale(group, prefix):
+    """weight_decay_scale="schedule" multiplies the decay by η_t = lr/decay_base_lr, which must be > 0."""
+    if group["weight_decay_scale"] == "schedule" and _any_nonzero(group["weight_decay"]):
+        base = group.get("decay_base_lr", group["lr"])
+        if not np.all(np.asarray(base, dtype=np.float64) > 0):
+            raise ValueError(f"{prefix.format('weight_decay_scale')}='schedule' scales the decay by "
+                             f"lr/decay_base_lr, so decay_base_lr (the lr at construction) must be > 0, got {base!r}")

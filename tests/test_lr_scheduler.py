@@ -419,9 +419,6 @@ def test_state_dict_is_a_copy():
     assert sched.base_lrs[0][0, 0] == 0.1
 
 
-@pytest.mark.xfail(reason="needs optimlab.Optimizer.load_state_dict to accept the keys schedulers add to "
-                          "groups (max_lr, min_lr, max_momentum, base_momentum), as torch's does",
-                   strict=False)
 def test_optimizer_state_dict_round_trips_scheduler_keys():
     opt = sgd()
     L.OneCycleLR(opt, 1.0, total_steps=10)
