@@ -217,7 +217,7 @@ class Optimizer:
     * ``hyper``: ``{name: (default, check)}`` in torch's order and with torch's defaults;
     * ``state_arrays(group)``: the names of the per-parameter state arrays for a group's options;
     * ``decay``: how ``weight_decay`` acts: ``"l2"`` (added to the gradient, torch's SGD/Adam/...),
-      ``"decoupled"`` (θ ← θ(1 − γλ) before the rule, AdamW/Lion/Sophia), or a group key whose truth picks
+      ``"decoupled"`` (θ ← θ(1 − ηλ) before the rule, AdamW/Lion/Sophia), or a group key whose truth picks
       decoupled (``"decoupled_weight_decay"``);
     * ``rule(theta, g, state, scratch, t, h)``: the arithmetic, in place, on arrays of one shape.
       ``h`` is the group (its hyperparameters by name), ``t`` the step count after increment (first step: 1),

@@ -1,11 +1,12 @@
 """The optimizers of the course, each one update rule in the book's notation.
 
-Notation (the book's notation page): θ parameters, g gradient, γ learning rate (``lr``), t step (1 on the first
-update), β momentum coefficients, m and v first and second moments, ε ``eps``, λ ``weight_decay``.
+Notation (the book's notation page): θ parameters, g gradient, η learning rate (``lr``), t step (1 on the first
+update), β momentum coefficients (β₁, β₂ for the two moments; RMSprop's β₂ is torch's ``alpha``), m and v first
+and second moments, ε ``eps``, λ ``weight_decay``, τ ``dampening``.
 Every rule works in place on arrays of one shape (a parameter, or a chunk of a flat buffer of parameters);
 ``s`` is the parameter's state, ``tmp`` two scratch arrays, ``h`` the hyperparameters of its group.
 Maximize and weight decay are applied before the rule, once, by :class:`optimlab._base.Optimizer`:
-L2 (g ← g + λθ) or decoupled (θ ← θ(1 − γλ)), as in ``torch.optim``.
+L2 (g ← g + λθ) or decoupled (θ ← θ(1 − ηλ)), as in ``torch.optim``.
 
 Names, defaults and the order of operations follow ``torch.optim`` 2.13; the tests check every optimizer against
 it number for number. Options for the conventions of other libraries are named where they apply
@@ -35,10 +36,10 @@ class SGD(Optimizer):
     r"""Stochastic gradient descent with (heavy-ball or Nesterov) momentum.
 
     .. math::
-        b_t = \mu b_{t-1} + (1-\tau) g_t \quad (b_1 = g_1), \qquad
-        \theta_t = \theta_{t-1} - \gamma\, d_t,\quad d_t = b_t \text{ or } g_t + \mu b_t \text{ (Nesterov)}
+        m_t = \beta m_{t-1} + (1-\tau) g_t \quad (m_1 = g_1), \qquad
+        \theta_t = \theta_{t-1} - \eta\, d_t,\quad d_t = m_t \text{ or } g_t + \beta m_t \text{ (Nesterov)}
 
-    The learning rate stays outside the buffer, so a schedule that changes γ rescales the whole velocity at
+    The learning rate stays outside the buffer, so a schedule that changes η rescales the whole velocity at
     once. Nesterov is the re-parameterised form (gradient at the stored point) of Sutskever et al. (2013).
     Polyak (1964); Nesterov (1983); ``torch.optim.SGD``.
     """
@@ -69,7 +70,7 @@ class SGD(Optimizer):
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        # a saved buffer has been used: the run continues it (μb + (1−τ)g), it does not restart it at g
+        # a saved buffer has been used: the run continues it (βm + (1−τ)g), it does not restart it at g
         for units in self._units:
             for unit in units:
                 if unit.state["step"] > 0 and "momentum_buffer" in unit.state:
@@ -83,35 +84,35 @@ class SGD(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        mu, lr = h["momentum"], h["lr"]
+        beta, lr = h["momentum"], h["lr"]
         d = g
-        if "momentum_buffer" in s and _nonzero(mu):                      # μ = 0: plain SGD, buffer kept
-            b = s["momentum_buffer"]
+        if "momentum_buffer" in s and _nonzero(beta):                    # β = 0: plain SGD, buffer kept
+            m = s["momentum_buffer"]
             if s["_fresh_buffer"]:
-                b[...] = g                                               # the first buffer is g itself
+                m[...] = g                                               # the first buffer is g itself
             else:
                 tau = h["dampening"]
-                if np.ndim(mu):                                          # runs of a sweep with μ = 0: d = g
-                    tau = np.where(mu != 0, tau, 0.0)
-                b *= mu                                                  # b ← μb + (1−τ)g
-                b += np.multiply(g, 1 - tau, out=tmp[0])
+                if np.ndim(beta):                                        # runs of a sweep with β = 0: d = g
+                    tau = np.where(beta != 0, tau, 0.0)
+                m *= beta                                                # m ← βm + (1−τ)g
+                m += np.multiply(g, 1 - tau, out=tmp[0])
             if h["nesterov"]:
-                d = np.add(g, np.multiply(b, mu, out=tmp[0]), out=tmp[0])    # d = g + μb
+                d = np.add(g, np.multiply(m, beta, out=tmp[0]), out=tmp[0])  # d = g + βm
             else:
-                d = b
-        theta -= np.multiply(d, lr, out=tmp[1])                          # θ ← θ − γd
+                d = m
+        theta -= np.multiply(d, lr, out=tmp[1])                          # θ ← θ − ηd
 
 
 class Adagrad(Optimizer):
     r"""AdaGrad: per-coordinate steps from the sum of squared gradients (Duchi, Hazan & Singer 2011).
 
     .. math::
-        G_t = G_{t-1} + g_t^2, \qquad
-        \theta_t = \theta_{t-1} - \frac{\gamma_t}{\sqrt{G_t} + \epsilon}\, g_t, \qquad
-        \gamma_t = \frac{\gamma}{1 + (t-1)\,\text{lr\_decay}}
+        v_t = v_{t-1} + g_t^2, \qquad
+        \theta_t = \theta_{t-1} - \frac{\eta_t}{\sqrt{v_t} + \epsilon}\, g_t, \qquad
+        \eta_t = \frac{\eta}{1 + (t-1)\,\text{lr\_decay}}
 
-    ``eps_inside_sqrt=True`` gives the form of the course outline, Keras and optax: γ/√(G + ε).
-    ``initial_accumulator_value`` is G₀ (Keras and optax use 0.1). State is created at construction, as in torch.
+    ``eps_inside_sqrt=True`` gives the form of the course outline, Keras and optax: η/√(v + ε).
+    ``initial_accumulator_value`` is v₀ (Keras and optax use 0.1). State is created at construction, as in torch.
     """
 
     hyper = {
@@ -142,25 +143,27 @@ class Adagrad(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        G, eps = s["sum"], h["eps"]
+        v, eps = s["sum"], h["eps"]
         lr_t = h["lr"] / (1 + (t - 1) * h["lr_decay"])
-        G += np.multiply(g, g, out=tmp[0])                               # G ← G + g²
+        v += np.multiply(g, g, out=tmp[0])                               # v ← v + g²
         if h["eps_inside_sqrt"]:
-            denom = np.sqrt(np.add(G, eps, out=tmp[0]), out=tmp[0])      # √(G + ε)
+            denom = np.sqrt(np.add(v, eps, out=tmp[0]), out=tmp[0])      # √(v + ε)
         else:
-            denom = np.add(np.sqrt(G, out=tmp[0]), eps, out=tmp[0])      # √G + ε
+            denom = np.add(np.sqrt(v, out=tmp[0]), eps, out=tmp[0])      # √v + ε
         theta -= np.multiply(np.divide(g, denom, out=tmp[0]), lr_t, out=tmp[0])
 
 
 class RMSprop(Optimizer):
     r"""RMSprop: divide by a moving root-mean-square of recent gradients (Tieleman & Hinton 2012).
 
+    α is torch's ``alpha``, the decay the notation page calls β₂.
+
     .. math::
         v_t = \alpha v_{t-1} + (1-\alpha) g_t^2, \qquad
-        \theta_t = \theta_{t-1} - \gamma\, \frac{g_t}{\sqrt{v_t} + \epsilon}
+        \theta_t = \theta_{t-1} - \eta\, \frac{g_t}{\sqrt{v_t} + \epsilon}
 
-    ``centered`` subtracts the squared mean gradient ḡ² from v (an estimate of the variance); ``momentum`` μ > 0
-    keeps a buffer b ← μb + g/denom (starting at zero) and steps θ ← θ − γb. No bias correction, so the first
+    ``centered`` subtracts the squared mean gradient ḡ² from v (an estimate of the variance); ``momentum`` β > 0
+    keeps a buffer m ← βm + g/denom (starting at zero) and steps θ ← θ − ηm. No bias correction, so the first
     steps are about 1/√(1−α) times larger than later ones. ``eps_inside_sqrt=True`` gives √(v + ε)
     (Keras, optax and the course outline).
     """
@@ -205,10 +208,10 @@ class RMSprop(Optimizer):
             denom = np.add(np.sqrt(var, out=tmp[0]), eps, out=tmp[0])
         step = np.divide(g, denom, out=tmp[0])                           # g / (√v + ε)
         if "momentum_buffer" in s:
-            b = s["momentum_buffer"]
-            b *= h["momentum"]                                           # b ← μb + g/(√v + ε)
-            b += step
-            step = b
+            m = s["momentum_buffer"]
+            m *= h["momentum"]                                           # m ← βm + g/(√v + ε)
+            m += step
+            step = m
         theta -= np.multiply(step, h["lr"], out=tmp[1])
 
 
@@ -217,11 +220,11 @@ class Adam(Optimizer):
 
     .. math::
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \quad
-        \theta_t = \theta_{t-1} - \gamma\, \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
+        \theta_t = \theta_{t-1} - \eta\, \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
 
     ``amsgrad`` divides by the running maximum of v instead (Reddi, Kale & Kumar 2018), taken on the raw v.
     ``decoupled_weight_decay=True`` is AdamW. The arithmetic is torch's: √v/√(1−β₂ᵗ) + ε, then a step of
-    γ/(1−β₁ᵗ)·m/denominator; m is updated as a linear interpolation toward g, as torch's ``lerp``.
+    η/(1−β₁ᵗ)·m/denominator; m is updated as a linear interpolation toward g, as torch's ``lerp``.
     """
 
     hyper = {
@@ -258,9 +261,9 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    r"""AdamW: Adam with decoupled weight decay θ ← θ(1 − γλ) (Loshchilov & Hutter 2019).
+    r"""AdamW: Adam with decoupled weight decay θ ← θ(1 − ηλ) (Loshchilov & Hutter 2019).
 
-    torch multiplies the decay by the current learning rate γ. The paper multiplies it by the schedule
+    torch multiplies the decay by the current learning rate η. The paper multiplies it by the schedule
     multiplier η_t only: θ ← θ − η_t(α·m̂/(√v̂ + ε) + λθ), so λ is not scaled by the base rate α.
     ``weight_decay_scale="schedule"`` gives the paper's form, with η_t = lr/lr₀, lr₀ the group's
     ``decay_base_lr`` (by default its lr when the optimizer was built; schedulers leave it alone, unlike torch's
@@ -296,7 +299,7 @@ class Adamax(Optimizer):
 
     .. math::
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \quad
-        \theta_t = \theta_{t-1} - \frac{\gamma}{1-\beta_1^t} \frac{m_t}{u_t}
+        \theta_t = \theta_{t-1} - \frac{\eta}{1-\beta_1^t} \frac{m_t}{u_t}
 
     torch adds ε to |g| inside the maximum.
     """
@@ -330,8 +333,8 @@ class NAdam(Optimizer):
 
     .. math::
         \mu_t = \beta_1\,(1 - \tfrac12\, 0.96^{t\psi}), \qquad \Pi_t = \prod_{k \le t} \mu_k, \\
-        \theta_t = \theta_{t-1} - \gamma \frac{1-\mu_t}{1-\Pi_t} \frac{g_t}{d_t}
-                                - \gamma \frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}} \frac{m_t}{d_t}, \qquad
+        \theta_t = \theta_{t-1} - \eta \frac{1-\mu_t}{1-\Pi_t} \frac{g_t}{d_t}
+                                - \eta \frac{\mu_{t+1}}{1-\Pi_t\mu_{t+1}} \frac{m_t}{d_t}, \qquad
         d_t = \sqrt{v_t/(1-\beta_2^t)} + \epsilon
 
     ψ is ``momentum_decay``. ``decoupled_weight_decay=True`` gives NAdamW. Π is kept in double precision (torch
@@ -389,7 +392,7 @@ class RAdam(Optimizer):
     .. math::
         \rho_\infty = \frac{2}{1-\beta_2} - 1, \quad \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t},
         \quad r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}} \\
-        \theta_t = \theta_{t-1} - \gamma\,\hat m_t \cdot
+        \theta_t = \theta_{t-1} - \eta\,\hat m_t \cdot
             \begin{cases} r_t\, \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon) & \rho_t > 5 \\ 1 & \text{else} \end{cases}
 
     While ρ_t ≤ 5 (the first five steps with β₂ = 0.999) the step is plain momentum. ε is added to the
@@ -424,7 +427,7 @@ class RAdam(Optimizer):
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
         rho = rho_inf - 2 * t * beta2**t / bc2
-        step = np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1])         # γ m̂
+        step = np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1])         # η m̂
         rectified = rho > 5
         if np.any(rectified):
             rho_safe = np.where(rectified, rho, 5.5)
@@ -442,10 +445,10 @@ class Lion(Optimizer):
 
     .. math::
         c_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
-        \theta_t = \theta_{t-1} - \gamma\,\mathrm{sign}(c_t), \qquad
+        \theta_t = \theta_{t-1} - \eta\,\mathrm{sign}(c_t), \qquad
         m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
 
-    Every coordinate moves by exactly γ (plus decoupled decay), so Lion wants a learning rate 3–10× smaller than
+    Every coordinate moves by exactly η (plus decoupled decay), so Lion wants a learning rate 3–10× smaller than
     AdamW's and a weight decay 3–10× larger. One state array instead of Adam's two.
     ``weight_decay_scale="schedule"`` divides the decay by the initial lr (the paper-style convention).
     """
@@ -478,7 +481,7 @@ class Lion(Optimizer):
         m = s["exp_avg"]
         beta1, beta2 = h["betas"]
         c = np.add(np.multiply(m, beta1, out=tmp[0]), np.multiply(g, 1 - beta1, out=tmp[1]), out=tmp[0])
-        theta -= np.multiply(np.sign(c, out=tmp[0]), h["lr"], out=tmp[0])         # θ ← θ − γ sign(c)
+        theta -= np.multiply(np.sign(c, out=tmp[0]), h["lr"], out=tmp[0])         # θ ← θ − η sign(c)
         m *= beta2                                                                # m ← β₂m + (1−β₂)g
         m += np.multiply(g, 1 - beta2, out=tmp[1])
 
@@ -488,14 +491,14 @@ class SophiaG(Optimizer):
 
     .. math::
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
-        \theta_t = \theta_{t-1} - \gamma\, \mathrm{sign}(m_t)\,
+        \theta_t = \theta_{t-1} - \eta\, \mathrm{sign}(m_t)\,
             \min\!\Big(\frac{|m_t|}{\rho\, b\, h_t + 10^{-15}},\ 1\Big)
 
     h is the estimate of the Hessian diagonal, refreshed by :meth:`update_hessian` every k steps (k = 10 in
-    the paper): h ← β₂h + (1−β₂)ĥ. Until the first refresh h = 0, so every step is γ·sign(m).
+    the paper): h ← β₂h + (1−β₂)ĥ. Until the first refresh h = 0, so every step is η·sign(m).
     ``b`` is ``bs``, the batch size in tokens, passed to :meth:`step` as in the authors' code, where the
     Gauss-Newton-Bartlett estimate ĥ = ĝ⊙ĝ is stored per example and scaled by the batch size here.
-    The authors' SophiaG: no bias correction, decoupled weight decay γλ. See :mod:`optimlab.hessian` for ĥ.
+    The authors' SophiaG: no bias correction, decoupled weight decay ηλ. See :mod:`optimlab.hessian` for ĥ.
     """
 
     hyper = {
