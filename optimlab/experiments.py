@@ -68,7 +68,7 @@ class Trajectory:
 
     path: np.ndarray          # (T+1, [B,] dim): the start point, then the point after each step
     losses: np.ndarray        # (T+1, [B]): the loss at each point
-    lrs: np.ndarray           # (T, [B]): the learning rate used by each step
+    lrs: np.ndarray           # (T, [B]): the learning rate used by each step ((T, [B,] dim) if per coordinate)
     grad_norms: np.ndarray    # (T, [B]): the norm of the gradient each step used (after clipping)
     diverged: np.ndarray | bool = False   # per run: the loss became inf/NaN or grew past the divergence bound
     info: dict = field(default_factory=dict)
@@ -117,10 +117,11 @@ def _check_positive_int(name, value):
     return int(value)
 
 
-def _per_run(value, batch):
-    """A hyperparameter (a scalar, or an array of shape (B, 1)) as one value per run."""
+def _per_run(value, shape):
+    """The learning rate as recorded: one value per run (a scalar or a (B, 1) array), or, for a learning rate
+    per coordinate, the full array."""
     value = np.asarray(value, dtype=float)
-    return np.broadcast_to(value.reshape(value.shape[:-1]) if value.ndim else value, batch)
+    return np.broadcast_to(value[..., 0] if value.ndim and value.shape[-1] == 1 else value, shape)
 
 
 def _norms(g):
@@ -133,7 +134,10 @@ def _drive(problem, opt, x, steps, *, schedule, clip_norm, clip_value, accumulat
     batch = x.shape[:-1]
     path = np.empty((steps + 1, *x.shape)) if record_path else None
     losses = np.empty((steps + 1, *batch))
-    lrs = np.empty((steps, *batch))
+    lr = np.asarray(opt.param_groups[0]["lr"])
+    per_coordinate = lr.ndim > 0 and lr.shape[-1] != 1
+    lr_shape = x.shape if per_coordinate else batch
+    lrs = np.empty((steps, *lr_shape))
     grad_norms = np.empty((steps, *batch))
     with np.errstate(all="ignore"):  # diverging runs overflow; they are marked, not warned about
         losses[0] = problem.loss(x, t=0)
@@ -159,7 +163,7 @@ def _drive(problem, opt, x, steps, *, schedule, clip_norm, clip_value, accumulat
             if clip_value is not None:
                 clip_grad_value_(g, clip_value)
             grad_norms[t] = _norms(g)
-            lrs[t] = _per_run(opt.param_groups[0]["lr"], batch)
+            lrs[t] = _per_run(opt.param_groups[0]["lr"], lr_shape)
             if sophia:
                 if t % hessian_every == 0:  # Hutchinson: u ⊙ (∇²f u), one Hessian-vector product per run
                     u = rng.standard_normal(x.shape)

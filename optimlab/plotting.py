@@ -222,7 +222,10 @@ def figure(width: float = 4.8, height: float = 3.6, *, dpi: float = 100) -> Figu
     """A new empty figure in the course style (size in inches; ``width*dpi`` pixels wide), with a constrained
     layout. Add axes with ``fig.add_subplot()`` or ``fig.subplots(nrows, ncols)`` and pass them as ``ax=``."""
     with style():
-        return _CourseFigure(figsize=(width, height), dpi=dpi, layout="constrained")
+        fig = _CourseFigure(figsize=(width, height), dpi=dpi, layout="constrained")
+        # room at the edges for the last tick label, which the constrained layout would otherwise cut off
+        fig.get_layout_engine().set(w_pad=0.08)
+        return fig
 
 
 def _axes(ax, *, grid: bool, box: bool = False):

@@ -91,3 +91,9 @@ def test_named_optimizers_and_bad_input():
         ex.sweep(Ravine(), "SGD", lr=[0.1, 0.2], momentum=[0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="lr"):
         ex.sweep(Ravine(), "SGD", lr=[0.1, -0.2])
+
+
+def test_a_learning_rate_per_coordinate_is_recorded_in_full():
+    problem = Ravine(condition_number=100)
+    tr = ex.run(problem, "SGD", steps=3, lr=np.array([100.0, 1.0]))
+    assert tr.lrs.shape == (3, 2) and np.all(tr.lrs == [100.0, 1.0])
