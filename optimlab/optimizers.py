@@ -86,21 +86,27 @@ class SGD(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         beta, lr = h["momentum"], h["lr"]
         d = g
-        if "momentum_buffer" in s and _nonzero(beta):                    # β = 0: plain SGD, buffer kept
+        # β = 0: plain SGD, buffer kept
+        if "momentum_buffer" in s and _nonzero(beta):
             m = s["momentum_buffer"]
             if s["_fresh_buffer"]:
-                m[...] = g                                               # the first buffer is g itself
+                # the first buffer is g itself
+                m[...] = g
             else:
                 tau = h["dampening"]
-                if np.ndim(beta):                                        # runs of a sweep with β = 0: d = g
+                # runs of a sweep with β = 0: d = g
+                if np.ndim(beta):
                     tau = np.where(beta != 0, tau, 0.0)
-                m *= beta                                                # m ← βm + (1−τ)g
+                # m ← βm + (1−τ)g
+                m *= beta
                 m += np.multiply(g, 1 - tau, out=tmp[0])
             if h["nesterov"]:
-                d = np.add(g, np.multiply(m, beta, out=tmp[0]), out=tmp[0])  # d = g + βm
+                # d = g + βm
+                d = np.add(g, np.multiply(m, beta, out=tmp[0]), out=tmp[0])
             else:
                 d = m
-        theta -= np.multiply(d, lr, out=tmp[1])                          # θ ← θ − ηd
+        # θ ← θ − ηd
+        theta -= np.multiply(d, lr, out=tmp[1])
 
 
 class Adagrad(Optimizer):
@@ -145,11 +151,14 @@ class Adagrad(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         v, eps = s["sum"], h["eps"]
         lr_t = h["lr"] / (1 + (t - 1) * h["lr_decay"])
-        v += np.multiply(g, g, out=tmp[0])                               # v ← v + g²
+        # v ← v + g²
+        v += np.multiply(g, g, out=tmp[0])
         if h["eps_inside_sqrt"]:
-            denom = np.sqrt(np.add(v, eps, out=tmp[0]), out=tmp[0])      # √(v + ε)
+            # √(v + ε)
+            denom = np.sqrt(np.add(v, eps, out=tmp[0]), out=tmp[0])
         else:
-            denom = np.add(np.sqrt(v, out=tmp[0]), eps, out=tmp[0])      # √v + ε
+            # √v + ε
+            denom = np.add(np.sqrt(v, out=tmp[0]), eps, out=tmp[0])
         theta -= np.multiply(np.divide(g, denom, out=tmp[0]), lr_t, out=tmp[0])
 
 
@@ -195,21 +204,26 @@ class RMSprop(Optimizer):
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
         v, alpha, eps = s["square_avg"], h["alpha"], h["eps"]
-        v *= alpha                                                       # v ← αv + (1−α)g²
+        # v ← αv + (1−α)g²
+        v *= alpha
         v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - alpha, out=tmp[0])
         var = v
         if h["centered"]:
-            gbar = s["grad_avg"]                                         # ḡ ← ḡ + (1−α)(g − ḡ)
+            # ḡ ← ḡ + (1−α)(g − ḡ)
+            gbar = s["grad_avg"]
             gbar += np.multiply(np.subtract(g, gbar, out=tmp[0]), 1 - alpha, out=tmp[0])
-            var = np.subtract(v, np.multiply(gbar, gbar, out=tmp[0]), out=tmp[0])     # v − ḡ²
+            # v − ḡ²
+            var = np.subtract(v, np.multiply(gbar, gbar, out=tmp[0]), out=tmp[0])
         if h["eps_inside_sqrt"]:
             denom = np.sqrt(np.add(var, eps, out=tmp[0]), out=tmp[0])
         else:
             denom = np.add(np.sqrt(var, out=tmp[0]), eps, out=tmp[0])
-        step = np.divide(g, denom, out=tmp[0])                           # g / (√v + ε)
+        # g / (√v + ε)
+        step = np.divide(g, denom, out=tmp[0])
         if "momentum_buffer" in s:
             m = s["momentum_buffer"]
-            m *= h["momentum"]                                           # m ← βm + g/(√v + ε)
+            # m ← βm + g/(√v + ε)
+            m *= h["momentum"]
             m += step
             step = m
         theta -= np.multiply(step, h["lr"], out=tmp[1])
@@ -250,11 +264,14 @@ class Adam(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, v = s["exp_avg"], s["exp_avg_sq"]
         (beta1, beta2), eps = h["betas"], h["eps"]
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
-        v *= beta2                                                                # v ← β₂v + (1−β₂)g²
+        # m ← m + (1−β₁)(g − m)
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        # v ← β₂v + (1−β₂)g²
+        v *= beta2
         v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
         if h["amsgrad"]:
-            v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])      # v ← max(v_max, v)
+            # v ← max(v_max, v)
+            v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
         denom = np.add(np.divide(np.sqrt(v, out=tmp[0]), bc2**0.5, out=tmp[0]), eps, out=tmp[0])
         theta -= np.multiply(np.divide(m, denom, out=tmp[0]), h["lr"] / bc1, out=tmp[0])
@@ -322,8 +339,10 @@ class Adamax(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, u = s["exp_avg"], s["exp_inf"]
         beta1, beta2 = h["betas"]
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
-        u *= beta2                                                                # u ← max(β₂u, |g| + ε)
+        # m ← m + (1−β₁)(g − m)
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        # u ← max(β₂u, |g| + ε)
+        u *= beta2
         np.maximum(u, np.add(np.abs(g, out=tmp[0]), h["eps"], out=tmp[0]), out=u)
         theta -= np.multiply(np.divide(m, u, out=tmp[0]), h["lr"] / (1 - beta1**t), out=tmp[0])
 
@@ -378,8 +397,10 @@ class NAdam(Optimizer):
         m, v = s["exp_avg"], s["exp_avg_sq"]
         (beta1, beta2), lr = h["betas"], h["lr"]
         mu, mu_next, prod = s["_mu"], s["_mu_next"], s["mu_product"]
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
-        v *= beta2                                                                # v ← β₂v + (1−β₂)g²
+        # m ← m + (1−β₁)(g − m)
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        # v ← β₂v + (1−β₂)g²
+        v *= beta2
         v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
         denom = np.add(np.sqrt(np.divide(v, 1 - beta2**t, out=tmp[0]), out=tmp[0]), h["eps"], out=tmp[0])
         theta -= np.multiply(np.divide(g, denom, out=tmp[1]), lr * (1 - mu) / (1 - prod), out=tmp[1])
@@ -421,13 +442,16 @@ class RAdam(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, v = s["exp_avg"], s["exp_avg_sq"]
         (beta1, beta2), lr = h["betas"], h["lr"]
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])    # m ← m + (1−β₁)(g − m)
-        v *= beta2                                                                # v ← β₂v + (1−β₂)g²
+        # m ← m + (1−β₁)(g − m)
+        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        # v ← β₂v + (1−β₂)g²
+        v *= beta2
         v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
         rho = rho_inf - 2 * t * beta2**t / bc2
-        step = np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1])         # η m̂
+        # η m̂
+        step = np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1])
         rectified = rho > 5
         if np.any(rectified):
             rho_safe = np.where(rectified, rho, 5.5)
@@ -481,8 +505,10 @@ class Lion(Optimizer):
         m = s["exp_avg"]
         beta1, beta2 = h["betas"]
         c = np.add(np.multiply(m, beta1, out=tmp[0]), np.multiply(g, 1 - beta1, out=tmp[1]), out=tmp[0])
-        theta -= np.multiply(np.sign(c, out=tmp[0]), h["lr"], out=tmp[0])         # θ ← θ − η sign(c)
-        m *= beta2                                                                # m ← β₂m + (1−β₂)g
+        # θ ← θ − η sign(c)
+        theta -= np.multiply(np.sign(c, out=tmp[0]), h["lr"], out=tmp[0])
+        # m ← β₂m + (1−β₂)g
+        m *= beta2
         m += np.multiply(g, 1 - beta2, out=tmp[1])
 
 
@@ -545,9 +571,11 @@ class SophiaG(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, hess = s["exp_avg"], s["hessian"]
         beta1 = h["betas"][0]
-        m *= beta1                                                                # m ← β₁m + (1−β₁)g
+        # m ← β₁m + (1−β₁)g
+        m *= beta1
         m += np.multiply(g, 1 - beta1, out=tmp[0])
-        denom = np.add(np.multiply(hess, h["rho"] * h["bs"], out=tmp[0]), 1e-15, out=tmp[0])   # ρ·b·h + 1e-15
+        # ρ·b·h + 1e-15
+        denom = np.add(np.multiply(hess, h["rho"] * h["bs"], out=tmp[0]), 1e-15, out=tmp[0])
         ratio = np.minimum(np.divide(np.abs(m, out=tmp[1]), denom, out=tmp[0]), 1, out=tmp[0])
         theta -= np.multiply(np.multiply(np.sign(m, out=tmp[1]), ratio, out=tmp[0]), h["lr"], out=tmp[0])
 
