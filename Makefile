@@ -1,37 +1,102 @@
 # Two commands: `make book` builds the HTML book, `make test` runs every test.
 # Each sets up what it needs (a virtual environment in .venv, the offline book assets, chromium) on a fresh machine.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 BOOK_STAMP := $(VENV)/.book-installed
 DEV_STAMP  := $(VENV)/.dev-installed
+ASSETS     := _vendor/_static/offline/.fetched
+# The execution cache keys on a notebook's code only; this stamp clears it when optimlab/ changes.
+PACKAGE_STAMP := _build/.optimlab-sources
+NOTEBOOKS  := $(wildcard chapters/*.ipynb)
+# nbval spreads the chapters over both cores once there are two of them (one kernel per chapter and core).
+NBVAL_JOBS := $(if $(word 2,$(NOTEBOOKS)),-n 2 --dist loadfile)
+# Warnings are errors (-W), every reference must resolve (-n), and every page is rebuilt (--all), so that a
+# second build reports the warnings of unchanged pages too.
+JB_FLAGS   := -W -n --keep-going --all
+TIMES      := _build/stage-times.txt
 
-.PHONY: book test lint unit notebooks browser execute assets clean help
+# $(call timed,STAGE,COMMAND): run COMMAND; print and record how long it took.
+timed = t0=$$(date +%s%N); $(2) || exit $$?; t1=$$(date +%s%N); mkdir -p _build; \
+	printf '[time] %-14s %7.1f s\n' '$(1)' "$$(( (t1 - t0) / 1000000 ))e-3" | tee -a $(TIMES)
+
+# Stages run one after another, in the order given (cheapest first), even under make -j.
+.NOTPARALLEL:
+
+.PHONY: help setup lint unit notebooks assets book browser-setup browser execute test clean
 
 help:
-	@echo "make book     build the HTML book into _build/html"
-	@echo "make test     run every test (lint, unit, reference, notebooks, built book in a browser)"
-	@echo "make execute  re-execute the chapter notebooks in place (outputs, no widget state)"
+	@echo "make book           build the HTML book into _build/html (executes every chapter)"
+	@echo "make test           run every test: lint, unit, notebooks (strict nbval), book build, browser"
+	@echo "make execute        re-execute chapters/*.ipynb in place (fresh outputs, no widget state)"
+	@echo "make lint | unit | notebooks | browser    one stage of the tests (browser tests the last build)"
+	@echo "make assets | browser-setup | setup       fetch offline assets | install chromium | make .venv"
 
+# ----------------------------------------------------------------------------------------- environment
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(BOOK_STAMP): requirements.txt pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -r requirements.txt
+	@$(call timed,venv-book,$(PY) -m pip install --quiet -r requirements.txt)
+	@# On a new machine matplotlib builds its font cache on first import and says so on stderr: let that
+	@# happen here, not inside a chapter (where it would be an unexpected output and a build warning).
+	$(PY) -c "import matplotlib.pyplot"
 	touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(BOOK_STAMP)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@$(call timed,venv-dev,$(PY) -m pip install --quiet -r requirements-dev.txt)
 	touch $@
 
+setup: $(DEV_STAMP)
+
+# MathJax, RequireJS and the widget manager, served with the book so that it works offline (not in git).
+$(ASSETS): scripts/fetch_assets.sh
+	@$(call timed,assets,scripts/fetch_assets.sh)
+
+assets: $(ASSETS)
+
+browser-setup:
+	@$(call timed,browser-setup,scripts/setup_browser.sh)
+
+# ----------------------------------------------------------------------------------------- the book
+$(PACKAGE_STAMP): $(wildcard optimlab/*.py)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+book: $(BOOK_STAMP) $(ASSETS) $(PACKAGE_STAMP)
+	@$(call timed,book,$(VENV)/bin/jupyter-book build . $(JB_FLAGS))
+
+execute: $(BOOK_STAMP)
+	@$(call timed,execute,$(PY) scripts/execute_notebooks.py $(NOTEBOOKS))
+
+# ----------------------------------------------------------------------------------------- tests
 lint: $(DEV_STAMP)
-	$(PY) -m ruff check .
+	@$(call timed,lint,$(PY) -m ruff check .)
 
 unit: $(DEV_STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	@$(call timed,unit,$(PY) -m pytest -q -p no:cacheprovider -m "not browser" tests)
 
-test: lint unit
+# Strict nbval: every stored output of every chapter must be what a fresh run produces.
+notebooks: $(DEV_STAMP)
+ifeq ($(NOTEBOOKS),)
+	@echo "notebooks: no chapter notebooks yet, nothing to compare"
+else
+	@$(call timed,notebooks,$(PY) -m pytest -q -p no:cacheprovider $(NBVAL_JOBS) --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=120 $(NOTEBOOKS))
+endif
+
+# The last build in headless Chromium (`make book` first; `make test` does both).
+browser: $(DEV_STAMP)
+	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py)
+
+# Cheap stages first: a lint error stops the run in seconds, not after the book build.
+test:
+	@mkdir -p _build && rm -f $(TIMES)
+	@$(MAKE) --no-print-directory setup
+	@$(MAKE) --no-print-directory lint unit notebooks browser-setup book browser
+	@echo "== time per stage ==" && cat $(TIMES)
 
 clean:
-	rm -rf _build
+	rm -rf _build _vendor
