@@ -262,19 +262,23 @@ class Adam(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m, v = s["exp_avg"], s["exp_avg_sq"]
+        m, v, d = s["exp_avg"], s["exp_avg_sq"], tmp[0]
         (beta1, beta2), eps = h["betas"], h["eps"]
         # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
         # v ← β₂v + (1−β₂)g²
         v *= beta2
-        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
+        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
         if h["amsgrad"]:
             # v ← max(v_max, v)
             v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
-        denom = np.add(np.divide(np.sqrt(v, out=tmp[0]), bc2**0.5, out=tmp[0]), eps, out=tmp[0])
-        theta -= np.multiply(np.divide(m, denom, out=tmp[0]), h["lr"] / bc1, out=tmp[0])
+        # d = √v / √(1−β₂ᵗ) + ε
+        np.sqrt(v, out=d)
+        d /= bc2**0.5
+        d += eps
+        # θ ← θ − η/(1−β₁ᵗ) · m/d
+        theta -= np.multiply(np.divide(m, d, out=d), h["lr"] / bc1, out=d)
 
 
 class AdamW(Adam):
@@ -337,14 +341,15 @@ class Adamax(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m, u = s["exp_avg"], s["exp_inf"]
+        m, u, d = s["exp_avg"], s["exp_inf"], tmp[0]
         beta1, beta2 = h["betas"]
         # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
         # u ← max(β₂u, |g| + ε)
         u *= beta2
-        np.maximum(u, np.add(np.abs(g, out=tmp[0]), h["eps"], out=tmp[0]), out=u)
-        theta -= np.multiply(np.divide(m, u, out=tmp[0]), h["lr"] / (1 - beta1**t), out=tmp[0])
+        np.maximum(u, np.add(np.abs(g, out=d), h["eps"], out=d), out=u)
+        # θ ← θ − η/(1−β₁ᵗ) · m/u
+        theta -= np.multiply(np.divide(m, u, out=d), h["lr"] / (1 - beta1**t), out=d)
 
 
 class NAdam(Optimizer):
@@ -394,17 +399,23 @@ class NAdam(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m, v = s["exp_avg"], s["exp_avg_sq"]
+        m, v, d = s["exp_avg"], s["exp_avg_sq"], tmp[0]
         (beta1, beta2), lr = h["betas"], h["lr"]
         mu, mu_next, prod = s["_mu"], s["_mu_next"], s["mu_product"]
         # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
         # v ← β₂v + (1−β₂)g²
         v *= beta2
-        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
-        denom = np.add(np.sqrt(np.divide(v, 1 - beta2**t, out=tmp[0]), out=tmp[0]), h["eps"], out=tmp[0])
-        theta -= np.multiply(np.divide(g, denom, out=tmp[1]), lr * (1 - mu) / (1 - prod), out=tmp[1])
-        theta -= np.multiply(np.divide(m, denom, out=tmp[1]), lr * mu_next / (1 - prod * mu_next), out=tmp[1])
+        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
+        # d = √(v/(1−β₂ᵗ)) + ε
+        np.divide(v, 1 - beta2**t, out=d)
+        np.sqrt(d, out=d)
+        d += h["eps"]
+        # θ ← θ − c₁ g/d − c₂ m/d: the gradient's share, then the momentum's
+        c1 = lr * (1 - mu) / (1 - prod)
+        c2 = lr * mu_next / (1 - prod * mu_next)
+        theta -= np.multiply(np.divide(g, d, out=tmp[1]), c1, out=tmp[1])
+        theta -= np.multiply(np.divide(m, d, out=tmp[1]), c2, out=tmp[1])
 
 
 class RAdam(Optimizer):
@@ -440,28 +451,29 @@ class RAdam(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m, v = s["exp_avg"], s["exp_avg_sq"]
+        m, v, d = s["exp_avg"], s["exp_avg_sq"], tmp[0]
         (beta1, beta2), lr = h["betas"], h["lr"]
         # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=tmp[0]), 1 - beta1, out=tmp[0])
+        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
         # v ← β₂v + (1−β₂)g²
         v *= beta2
-        v += np.multiply(np.multiply(g, g, out=tmp[0]), 1 - beta2, out=tmp[0])
+        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
+        # ρ_t, and the rectification r_t where ρ_t > 5 (elsewhere r is unused: ρ's set to 5.5 to keep √ real)
         rho_inf = 2 / (1 - beta2) - 1
         rho = rho_inf - 2 * t * beta2**t / bc2
-        # η m̂
-        step = np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1])
         rectified = rho > 5
-        if np.any(rectified):
-            rho_safe = np.where(rectified, rho, 5.5)
-            r = np.sqrt((rho_safe - 4) * (rho_safe - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_safe))
-            adaptive = np.divide(np.sqrt(bc2), np.add(np.sqrt(v, out=tmp[0]), h["eps"], out=tmp[0]), out=tmp[0])
-            adaptive *= np.where(rectified, r, 1.0) if np.ndim(rectified) else r
-            if np.ndim(rectified):
-                np.copyto(adaptive, 1.0, where=~np.broadcast_to(rectified, adaptive.shape))
-            step *= adaptive
-        theta -= step
+        rho, rho_inf = np.where(rectified, rho, 5.5), np.where(rectified, rho_inf, 5.5)
+        r = np.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        # d = r·√(1−β₂ᵗ)/(√v + ε) where rectified, 1 where not (a plain momentum step)
+        np.sqrt(v, out=d)
+        d += h["eps"]
+        np.divide(bc2**0.5, d, out=d)
+        d *= r
+        if not np.all(rectified):
+            np.copyto(d, 1.0, where=~np.broadcast_to(rectified, d.shape))
+        # θ ← θ − η m̂ d
+        theta -= np.multiply(np.multiply(np.divide(m, bc1, out=tmp[1]), lr, out=tmp[1]), d, out=tmp[1])
 
 
 class Lion(Optimizer):
@@ -502,11 +514,13 @@ class Lion(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m = s["exp_avg"]
+        m, c = s["exp_avg"], tmp[0]
         beta1, beta2 = h["betas"]
-        c = np.add(np.multiply(m, beta1, out=tmp[0]), np.multiply(g, 1 - beta1, out=tmp[1]), out=tmp[0])
+        # c = β₁m + (1−β₁)g, with the old m
+        np.multiply(m, beta1, out=c)
+        c += np.multiply(g, 1 - beta1, out=tmp[1])
         # θ ← θ − η sign(c)
-        theta -= np.multiply(np.sign(c, out=tmp[0]), h["lr"], out=tmp[0])
+        theta -= np.multiply(np.sign(c, out=c), h["lr"], out=c)
         # m ← β₂m + (1−β₂)g
         m *= beta2
         m += np.multiply(g, 1 - beta2, out=tmp[1])
@@ -569,15 +583,20 @@ class SophiaG(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m, hess = s["exp_avg"], s["hessian"]
+        m, hess, d = s["exp_avg"], s["hessian"], tmp[0]
         beta1 = h["betas"][0]
         # m ← β₁m + (1−β₁)g
         m *= beta1
-        m += np.multiply(g, 1 - beta1, out=tmp[0])
-        # ρ·b·h + 1e-15
-        denom = np.add(np.multiply(hess, h["rho"] * h["bs"], out=tmp[0]), 1e-15, out=tmp[0])
-        ratio = np.minimum(np.divide(np.abs(m, out=tmp[1]), denom, out=tmp[0]), 1, out=tmp[0])
-        theta -= np.multiply(np.multiply(np.sign(m, out=tmp[1]), ratio, out=tmp[0]), h["lr"], out=tmp[0])
+        m += np.multiply(g, 1 - beta1, out=d)
+        # d = min(|m| / (ρ·b·h + 1e-15), 1)
+        np.multiply(hess, h["rho"] * h["bs"], out=d)
+        d += 1e-15
+        np.divide(np.abs(m, out=tmp[1]), d, out=d)
+        np.minimum(d, 1, out=d)
+        # θ ← θ − η sign(m) d
+        d *= np.sign(m, out=tmp[1])
+        d *= h["lr"]
+        theta -= d
 
 
 def _any_nonzero(x) -> bool:
