@@ -77,9 +77,15 @@ class Trajectory:
     def final_loss(self):
         return self.losses[-1]
 
-    def steps_to(self, target):
-        """The first step at which the loss is ≤ ``target`` (per run; -1 where it never is)."""
+    def steps_to(self, target, stay=False):
+        """The first step at which the loss is ≤ ``target`` (per run; -1 where it never is).
+
+        With ``stay=True``: the first step from which the loss stays ≤ ``target`` to the end of the run, which is
+        what to count for methods that spiral (momentum dips below a target and comes back)."""
         below = self.losses <= target
+        if stay:
+            # reversed cumulative "all below from here on"
+            below = np.flip(np.logical_and.accumulate(np.flip(below, axis=0), axis=0), axis=0)
         first = np.argmax(below, axis=0)
         return np.where(below.any(axis=0), first, -1)
 

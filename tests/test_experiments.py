@@ -97,3 +97,16 @@ def test_a_learning_rate_per_coordinate_is_recorded_in_full():
     problem = Ravine(condition_number=100)
     tr = ex.run(problem, "SGD", steps=3, lr=np.array([100.0, 1.0]))
     assert tr.lrs.shape == (3, 2) and np.all(tr.lrs == [100.0, 1.0])
+
+
+def test_steps_to_can_require_the_loss_to_stay_below_the_target():
+    tr = ex.Trajectory(path=None, losses=np.array([[4.0, 4.0], [0.5, 2.0], [2.0, 0.5], [0.5, 0.4]]),
+                       lrs=None, grad_norms=None)
+    assert tr.steps_to(1.0).tolist() == [1, 2]
+    assert tr.steps_to(1.0, stay=True).tolist() == [3, 2]
+    assert tr.steps_to(0.1, stay=True).tolist() == [-1, -1]
+    problem = Ravine(condition_number=100)
+    lr, beta = problem.heavy_ball_best()
+    spiral = ex.run(problem, "Momentum", steps=300, lr=lr, momentum=beta)
+    assert spiral.steps_to(1e-6, stay=True) >= spiral.steps_to(1e-6)
+    assert np.all(spiral.losses[spiral.steps_to(1e-6, stay=True):] <= 1e-6)
