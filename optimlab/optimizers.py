@@ -272,13 +272,12 @@ class Adam(Optimizer):
         if h["amsgrad"]:
             # v ← max(v_max, v)
             v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
-        bc1, bc2 = 1 - beta1**t, 1 - beta2**t
-        # d = √v / √(1−β₂ᵗ) + ε
+        bc1, root_bc2 = 1 - beta1**t, (1 - beta2**t) ** 0.5
+        # θ ← θ − η/(1−β₁ᵗ) · m/(√v/√(1−β₂ᵗ) + ε), with √(1−β₂ᵗ) moved out of the denominator (one pass fewer):
+        # d = √v + ε√(1−β₂ᵗ);  θ ← θ − η√(1−β₂ᵗ)/(1−β₁ᵗ) · m/d
         np.sqrt(v, out=d)
-        d /= bc2**0.5
-        d += eps
-        # θ ← θ − η/(1−β₁ᵗ) · m/d
-        theta -= np.multiply(np.divide(m, d, out=d), h["lr"] / bc1, out=d)
+        d += eps * root_bc2
+        theta -= np.multiply(np.divide(m, d, out=d), h["lr"] * (root_bc2 / bc1), out=d)
 
 
 class AdamW(Adam):
