@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -38,16 +37,18 @@ CHUNK = 1 << 18
 # From this many elements on, an update is split into chunks spread over threads (numpy releases the GIL inside
 # its loops); below it, thread hand-offs cost more than they save.
 THREAD_MIN = 1 << 20
-_pool: ThreadPoolExecutor | None = None
+_pool = None  # a ThreadPoolExecutor, made on first use (concurrent.futures costs import time)
 
 
 def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _executor() -> ThreadPoolExecutor:
+def _executor():
     global _pool
     if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
         _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="optimlab")
     return _pool
 
