@@ -264,11 +264,8 @@ class Adam(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, v, d = s["exp_avg"], s["exp_avg_sq"], tmp[0]
         (beta1, beta2), eps = h["betas"], h["eps"]
-        # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
-        # v ← β₂v + (1−β₂)g²
-        v *= beta2
-        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
+        ema(m, g, beta1, d)                     # m ← m + (1−β₁)(g − m)
+        ema_of_square(v, g, beta2, d)           # v ← β₂v + (1−β₂)g²
         if h["amsgrad"]:
             # v ← max(v_max, v)
             v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
@@ -342,8 +339,7 @@ class Adamax(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, u, d = s["exp_avg"], s["exp_inf"], tmp[0]
         beta1, beta2 = h["betas"]
-        # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
+        ema(m, g, beta1, d)                     # m ← m + (1−β₁)(g − m)
         # u ← max(β₂u, |g| + ε)
         u *= beta2
         np.maximum(u, np.add(np.abs(g, out=d), h["eps"], out=d), out=u)
@@ -401,11 +397,8 @@ class NAdam(Optimizer):
         m, v, d = s["exp_avg"], s["exp_avg_sq"], tmp[0]
         (beta1, beta2), lr = h["betas"], h["lr"]
         mu, mu_next, prod = s["_mu"], s["_mu_next"], s["mu_product"]
-        # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
-        # v ← β₂v + (1−β₂)g²
-        v *= beta2
-        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
+        ema(m, g, beta1, d)                     # m ← m + (1−β₁)(g − m)
+        ema_of_square(v, g, beta2, d)           # v ← β₂v + (1−β₂)g²
         # d = √(v/(1−β₂ᵗ)) + ε
         np.divide(v, 1 - beta2**t, out=d)
         np.sqrt(d, out=d)
@@ -452,11 +445,8 @@ class RAdam(Optimizer):
     def rule(theta, g, s, tmp, t, h):
         m, v, d = s["exp_avg"], s["exp_avg_sq"], tmp[0]
         (beta1, beta2), lr = h["betas"], h["lr"]
-        # m ← m + (1−β₁)(g − m)
-        m += np.multiply(np.subtract(g, m, out=d), 1 - beta1, out=d)
-        # v ← β₂v + (1−β₂)g²
-        v *= beta2
-        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
+        ema(m, g, beta1, d)                     # m ← m + (1−β₁)(g − m)
+        ema_of_square(v, g, beta2, d)           # v ← β₂v + (1−β₂)g²
         bc1, bc2 = 1 - beta1**t, 1 - beta2**t
         # ρ_t, and the rectification r_t where ρ_t > 5 (elsewhere r is unused: ρ's set to 5.5 to keep √ real)
         rho_inf = 2 / (1 - beta2) - 1
@@ -609,3 +599,15 @@ def _check_schedule_scale(group, prefix):
         if not np.all(np.asarray(base, dtype=np.float64) > 0):
             raise ValueError(f"{prefix.format('weight_decay_scale')}='schedule' scales the decay by "
                              f"lr/decay_base_lr, so decay_base_lr (the lr at construction) must be > 0, got {base!r}")
+
+
+def ema(m, g, beta, tmp):
+    """m ← m + (1−β)(g − m) in place: the exponential moving average of Adam's first moment, computed as
+    torch's ``lerp`` (which rounds differently from βm + (1−β)g)."""
+    m += np.multiply(np.subtract(g, m, out=tmp), 1 - beta, out=tmp)
+
+
+def ema_of_square(v, g, beta, tmp):
+    """v ← βv + (1−β)g² in place: the moving average of squared gradients (Adam's v, RMSprop's E[g²])."""
+    v *= beta
+    v += np.multiply(np.multiply(g, g, out=tmp), 1 - beta, out=tmp)

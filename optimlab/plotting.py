@@ -273,6 +273,16 @@ def _legend(ax, loc, **kwargs):
 _CONTOUR_CMAP = LinearSegmentedColormap.from_list("optimlab_contour", ["#ffffff", "#d9d9d9", "#9e9e9e"])
 
 
+def _finish(ax, xlabel: str, ylabel: str, title: str | None, legend) -> Figure:
+    """Axis labels, title and legend, the last touch of every curve and contour figure; returns the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        _title(ax, title)
+    _legend(ax, legend)
+    return ax.figure
+
+
 def _bounds(bounds) -> tuple[float, float, float, float]:
     b = np.asarray(bounds, dtype=float).ravel()
     if b.shape != (4,) or not np.all(np.isfinite(b)) or b[0] >= b[1] or b[2] >= b[3]:
@@ -425,12 +435,7 @@ def contour_paths(
         )
     ax.set_xlim(xmin, xmax)
     ax.set_ylim(ymin, ymax)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        _title(ax, title)
-    _legend(ax, legend)
-    return ax.figure
+    return _finish(ax, xlabel, ylabel, title, legend)
 
 
 # -- curves --------------------------------------------------------------------------------------------------
@@ -487,12 +492,7 @@ def loss_curves(
         ax.set_yscale("log", nonpositive="mask")
     if ylim is not None:
         ax.set_ylim(*ylim)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        _title(ax, title)
-    _legend(ax, legend)
-    return ax.figure
+    return _finish(ax, xlabel, ylabel, title, legend)
 
 
 def lr_curves(
@@ -518,12 +518,7 @@ def lr_curves(
         ax.set_yscale("log", nonpositive="mask")
     else:
         ax.set_ylim(bottom=0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        _title(ax, title)
-    _legend(ax, legend)
-    return ax.figure
+    return _finish(ax, xlabel, ylabel, title, legend)
 
 
 # -- sweeps --------------------------------------------------------------------------------------------------
