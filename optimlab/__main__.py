@@ -185,17 +185,30 @@ def write_figures(directory, runs, curves):
     for pname, by_optimizer in runs.items():
         problem = PROBLEMS[pname]()
         losses = {name: tr.losses for name, tr in by_optimizer.items()}
-        fig = plotting.loss_curves(losses, title=f"{pname}: loss at each optimizer's best learning rate")
-        written.append(_save(directory / f"loss_{pname}.png", plotting.to_png(fig)))
+        ax = _wide_axes(plotting)
+        plotting.loss_curves(losses, title=f"{pname}: loss at each optimizer's best learning rate", ax=ax,
+                             legend=False)
+        written.append(_save(directory / f"loss_{pname}.png", _png_with_legend_outside(plotting, ax)))
         if problem.dim == 2 and getattr(problem, "bounds", None) is not None:
             paths = {name: tr.path for name, tr in by_optimizer.items()}
-            fig = plotting.contour_paths(problem.loss, problem.bounds, paths, mark=getattr(problem, "x_star", None),
-                                         title=f"{pname}: paths")
-            written.append(_save(directory / f"paths_{pname}.png", plotting.to_png(fig)))
+            ax = _wide_axes(plotting)
+            plotting.contour_paths(problem.loss, problem.bounds, paths, mark=getattr(problem, "x_star", None),
+                                   title=f"{pname}: paths", ax=ax, legend=False)
+            written.append(_save(directory / f"paths_{pname}.png", _png_with_legend_outside(plotting, ax)))
     if curves:
         fig = plotting.lr_curves(curves, title="learning-rate schedules")
         written.append(_save(directory / "schedules.png", plotting.to_png(fig)))
     return written
+
+
+def _wide_axes(plotting):
+    """Axes in a figure wide enough for a legend of a dozen optimizers beside the plot."""
+    return plotting.figure(width=7.0, height=3.9).add_subplot()
+
+
+def _png_with_legend_outside(plotting, ax):
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize="small")
+    return plotting.to_png(ax.figure)
 
 
 def _save(path, data):
