@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -32,6 +33,7 @@ from matplotlib.colors import BoundaryNorm, LinearSegmentedColormap, LogNorm, No
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path
+from matplotlib.ticker import LogFormatter
 
 __all__ = [
     "OKABE_ITO",
@@ -273,6 +275,31 @@ def _legend(ax, loc, **kwargs):
 _CONTOUR_CMAP = LinearSegmentedColormap.from_list("optimlab_contour", ["#ffffff", "#d9d9d9", "#9e9e9e"])
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+class _PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of log-axis labels, written as plain text (10⁻⁶, 2×10⁻³) instead of mathtext, whose
+    parsing was about 60% of the time to draw a frame of loss curves (0.27 s against 0.11 s)."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        exponent = math.floor(math.log10(x) + 1e-9)
+        power = "10" + str(exponent).translate(_SUPERSCRIPT)
+        coeff = x / 10.0**exponent
+        return power if abs(coeff - 1) < 1e-6 else f"{coeff:.3g}×{power}"
+
+
+def _plain_log_labels(axis) -> None:
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+
+
+def _log_axis(ax, which: str, **kwargs) -> None:
+    """Make the ``which`` ("x" or "y") axis of ``ax`` logarithmic, with plain-text labels."""
+    getattr(ax, f"set_{which}scale")("log", **kwargs)
+    _plain_log_labels(getattr(ax, f"{which}axis"))
+
+
 def _finish(ax, xlabel: str, ylabel: str, title: str | None, legend) -> Figure:
     """Axis labels, title and legend, the last touch of every curve and contour figure; returns the figure."""
     ax.set_xlabel(xlabel)
@@ -489,7 +516,7 @@ def loss_curves(
         ax.axhline(target, color="#555555", linestyle="--", linewidth=1.0, label=f"target {_number(target)}",
                    zorder=1)
     if log:
-        ax.set_yscale("log", nonpositive="mask")
+        _log_axis(ax, "y", nonpositive="mask")
     if ylim is not None:
         ax.set_ylim(*ylim)
     return _finish(ax, xlabel, ylabel, title, legend)
@@ -515,7 +542,7 @@ def lr_curves(
         x = np.arange(len(c)) if steps is None else np.asarray(steps, dtype=float).ravel()[: len(c)]
         ax.plot(x, c, color=s.color, linestyle=s.linestyle, label=str(label), gid=f"curve:{label}")
     if log:
-        ax.set_yscale("log", nonpositive="mask")
+        _log_axis(ax, "y", nonpositive="mask")
     else:
         ax.set_ylim(bottom=0)
     return _finish(ax, xlabel, ylabel, title, legend)
@@ -612,6 +639,8 @@ def sweep_heatmap(
     xe, ye = _edges(x, xlog), _edges(y, ylog)
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), cmap="viridis", norm=norm, shading="flat")
     cbar = ax.figure.colorbar(mesh, ax=ax, label=cbar_label)
+    if zlog:
+        _plain_log_labels(cbar.ax.yaxis)
     cbar.ax.tick_params(labelsize=_FONT["tick"])
     cbar.ax.yaxis.label.set_fontsize(_FONT["label"])
 
@@ -640,9 +669,9 @@ def sweep_heatmap(
         if overlay_label:
             handles.append(line)
     if xlog:
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
     if ylog:
-        ax.set_yscale("log")
+        _log_axis(ax, "y")
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])
     ax.set_xlabel(xlabel)
