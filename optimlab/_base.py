@@ -299,6 +299,10 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{where} has unknown hyperparameter(s) {unknown} for {type(self).__name__}")
         self._check_hyper(full, where=where, params=params)
+        # As torch does, the group kept is the caller's own dict, completed with the defaults, so that
+        # group["lr"] = ... on the caller's dict reaches the optimizer (the checks above ran on a copy).
+        group.update(full)
+        full = group
         self._prepare_group(full)
         first = self._nparams
         self.param_groups.append(full)

@@ -797,3 +797,13 @@ def test_params_may_be_float32_and_stay_float32():
             drive(opt, [np.full((2, 3), 0.5, np.float32), np.ones(2, np.float32)])
         assert theta.dtype == np.float32
         assert all(v.dtype == np.float32 for v in opt.state[0].values() if isinstance(v, np.ndarray))
+
+
+def test_a_parameter_group_is_the_callers_own_dict_as_in_torch():
+    group = {"params": [np.ones(3)], "lr": 0.1}
+    opt = ol.SGD([group], momentum=0.9)
+    assert opt.param_groups[0] is group and group["momentum"] == 0.9
+    group["lr"] = 0.0   # a change on the caller's dict reaches the optimizer
+    before = group["params"][0].copy()
+    opt.step([np.ones(3)])
+    np.testing.assert_array_equal(group["params"][0], before)
