@@ -21,6 +21,10 @@ TIMES      := _build/stage-times.txt
 timed = t0=$$(date +%s%N); $(2) || exit $$?; t1=$$(date +%s%N); mkdir -p _build; \
 	printf '[time] %-14s %7.1f s\n' '$(1)' "$$(( (t1 - t0) / 1000000 ))e-3" | tee -a $(TIMES)
 
+# numpy's BLAS on one thread per process: the chapters' minibatch problems make many small matrix products, which
+# two BLAS threads slow down badly when the two cores are busy (a sweep took 28 s instead of 1.9 s under load).
+export OPENBLAS_NUM_THREADS := 1
+
 # Stages run one after another, in the order given (cheapest first), even under make -j.
 .NOTPARALLEL:
 
