@@ -476,8 +476,9 @@ def test_a_none_gradient_skips_the_parameter_entirely(name):
 B, D = 5, 3
 
 
-def sweep_hypers(name, rng):
-    """Per-run hyperparameters as (B, 1) arrays; returns (sweep kwargs, list of B per-run kwargs)."""
+def sweep_hypers(name, rng, lr_only=False):
+    """Per-run hyperparameters as (B, 1) arrays; returns (sweep kwargs, list of B per-run kwargs).
+    With ``lr_only`` only the learning rate varies per run; the rest are the optimizer's test options."""
     lr = np.exp(rng.uniform(np.log(1e-3), np.log(1e-1), (B, 1)))
     arrays = {"lr": lr}
     if name in ("SGD", "RMSprop"):
@@ -499,6 +500,8 @@ def sweep_hypers(name, rng):
             out[k] = tuple(float(b[i, 0]) for b in v) if isinstance(v, tuple) else float(v[i, 0])
         return {**fixed, **out}
 
+    if lr_only:
+        return {**OPTIONS[name], "lr": lr}, [{**OPTIONS[name], "lr": float(lr[i, 0])} for i in range(B)]
     return {**fixed, **arrays}, [row(i) for i in range(B)]
 
 
@@ -532,10 +535,7 @@ def test_a_sweep_is_exactly_its_separate_runs(name, what):
     power (β**t in the bias corrections) may round differently from Python's scalar ** by one unit in the
     last place, and such rows then differ by a few 1e-16."""
     rng = np.random.default_rng(NAMES.index(name))
-    sweep_kwargs, runs = sweep_hypers(name, rng)
-    if what == "lr":
-        sweep_kwargs = {**OPTIONS[name], "lr": sweep_kwargs["lr"]}
-        runs = [{**OPTIONS[name], "lr": r["lr"]} for r in runs]
+    sweep_kwargs, runs = sweep_hypers(name, rng, lr_only=what == "lr")
     steps = 30
     grads = [rng.standard_normal((B, D)) for _ in range(steps)]
     grads[3] = np.zeros((B, D))
@@ -554,10 +554,7 @@ def test_a_diverging_row_leaves_every_other_row_untouched(name, bad, what):
     """An infinite, NaN or overflowing gradient in row 2 poisons row 2 only: every other row is bit for bit the
     row of the same sweep without the bad gradient, and (lr arrays) its own separate run."""
     rng = np.random.default_rng(20 + NAMES.index(name))
-    sweep_kwargs, runs = sweep_hypers(name, rng)
-    if what == "lr":
-        sweep_kwargs = {**OPTIONS[name], "lr": sweep_kwargs["lr"]}
-        runs = [{**OPTIONS[name], "lr": r["lr"]} for r in runs]
+    sweep_kwargs, runs = sweep_hypers(name, rng, lr_only=what == "lr")
     steps = 12
     grads = [rng.standard_normal((B, D)) for _ in range(steps)]
     clean_theta, alone = run_sweep(name, sweep_kwargs, runs, grads, steps)

@@ -145,6 +145,13 @@ def set_torch_grads(params, grads):
         p.grad = None if g is None else torch.from_numpy(g.copy())
 
 
+def step_both(opt, ref, grads, theirs, **step_options):
+    """One step of optimlab's optimizer and of the reference, from the same gradients."""
+    set_torch_grads(theirs, grads)
+    ref.step(**step_options)
+    opt.step(grads, **step_options)
+
+
 def torch_params(arrays):
     return [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in arrays]
 
@@ -189,9 +196,7 @@ def run_pair(name, defaults, second, rng, *, steps, ours, theirs, split, dtype=n
         if grads_as_flat and all(g is not None for g in grads):
             _, views = ol.as_flat(grads, dtype)   # gradients that tile one buffer, as a flat model makes them
             grads = views
-        set_torch_grads(theirs, grads)
-        ref.step()
-        opt.step(grads)
+        step_both(opt, ref, grads, theirs)
         worst.update(ours, theirs)
     return opt, ref, worst.value
 
@@ -300,9 +305,7 @@ def test_sgd_momentum_changed_mid_run_matches_torch(dampening, float64):
         for gi, mu in enumerate(plan.get(t, ())):
             opt.param_groups[gi]["momentum"] = ref.param_groups[gi]["momentum"] = mu
         grads = random_grads(rng, SHAPES, [1.0] * 4, np.float64, 0.05 if t else 0.0, 0.0)
-        set_torch_grads(theirs, grads)
-        ref.step()
-        opt.step(grads)
+        step_both(opt, ref, grads, theirs)
         worst.update(ours, theirs)
     record("SGD", "momentum changes", worst.value)
     assert worst.value <= RTOL
@@ -339,9 +342,7 @@ def test_lion_matches_lion_pytorch(k, float64):
             for group, tgroup in zip(opt.param_groups, ref.param_groups):
                 group["lr"] = tgroup["lr"] = tgroup["lr"] * 0.5
         grads = random_grads(rng, SHAPES, scales, np.float64, 0.05 if t else 0.0, 0.05)
-        set_torch_grads(theirs, grads)
-        ref.step()
-        opt.step(grads)
+        step_both(opt, ref, grads, theirs)
         worst.update(ours, theirs)
     record("Lion", "lion-pytorch", worst.value)
     assert worst.value <= RTOL
@@ -374,9 +375,7 @@ def test_sophia_matches_authors_sophiag(k, float64):
     for t in range(STEPS):
         grads = random_grads(rng, SHAPES, scales, np.float64, 0.05 if t else 0.0, 0.05)
         bs = int(rng.choice([1, 16, 480 * 1024])) if k % 2 else 5120
-        set_torch_grads(theirs, grads)
-        ref.step(bs=bs)
-        opt.step(grads, bs=bs)
+        step_both(opt, ref, grads, theirs, bs=bs)
         if t % every == every - 1:
             sampled = random_grads(rng, SHAPES, scales, np.float64, 0.1, 0.0)
             set_torch_grads(theirs, sampled)
