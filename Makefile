@@ -28,12 +28,15 @@ export OPENBLAS_NUM_THREADS := 1
 # Stages run one after another, in the order given (cheapest first), even under make -j.
 .NOTPARALLEL:
 
-.PHONY: help setup lint unit notebooks assets book browser-setup browser execute test clean
+.PHONY: help setup lint unit notebooks assets book browser-setup browser execute test clean editions student \
+	editions-test
 
 help:
 	@echo "make book           build the HTML book into _build/html (executes every chapter)"
 	@echo "make test           run every test: lint, unit, notebooks (strict nbval), book build, browser"
 	@echo "make execute        re-execute chapters/*.ipynb in place (fresh outputs, no widget state)"
+	@echo "make editions       write the plain edition notebooks/ (Colab, Binder, any Jupyter) from the build"
+	@echo "make student        the student edition: _build/student/chapters (notebooks) and _build/student/html"
 	@echo "make lint | unit | notebooks | browser    one stage of the tests (browser tests the last build)"
 	@echo "make assets | browser-setup | setup       fetch offline assets | install chromium | make .venv"
 
@@ -72,6 +75,19 @@ $(PACKAGE_STAMP): $(wildcard optimlab/*.py)
 book: $(BOOK_STAMP) $(ASSETS) $(PACKAGE_STAMP)
 	@$(call timed,book,$(VENV)/bin/jupyter-book build . $(JB_FLAGS))
 
+# ----------------------------------------------------------------------------------------- editions
+# Both take the book's numbers from the build, so they build the book first (cached: seconds once it is built).
+# notebooks/ is committed: run `make editions` after changing a chapter, and commit it (the tests check it).
+editions: book
+	@$(call timed,editions,$(PY) scripts/editions.py plain)
+
+student: book
+	@$(call timed,student,$(PY) scripts/editions.py student && \
+		$(VENV)/bin/jupyter-book build _build/student/src --path-output _build/student/out $(JB_FLAGS) >_build/student/build.log \
+		|| { tail -40 _build/student/build.log; exit 1; }; \
+		rm -rf _build/student/html && mv _build/student/out/_build/html _build/student/html)
+	@echo "student edition: _build/student/chapters/*.ipynb and _build/student/html/index.html"
+
 execute: $(BOOK_STAMP)
 	@$(call timed,execute,$(PY) scripts/execute_notebooks.py $(NOTEBOOKS))
 
@@ -80,7 +96,7 @@ lint: $(DEV_STAMP)
 	@$(call timed,lint,$(PY) -m ruff check .)
 
 unit: $(DEV_STAMP)
-	@$(call timed,unit,$(PY) -m pytest -q -p no:cacheprovider -m "not browser" tests)
+	@$(call timed,unit,$(PY) -m pytest -q -p no:cacheprovider -m "not browser and not book" tests)
 
 # Strict nbval: every stored output of every chapter must be what a fresh run produces.
 notebooks: $(DEV_STAMP)
@@ -91,6 +107,10 @@ else
 		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=120 $(NOTEBOOKS))
 endif
 
+# The editions against the last build: numbers, citations, solutions folded or absent, notebooks/ up to date.
+editions-test: $(DEV_STAMP)
+	@$(call timed,editions-test,$(PY) -m pytest -q -p no:cacheprovider -m book tests)
+
 # The last build in headless Chromium (`make book` first; `make test` does both).
 browser: $(DEV_STAMP)
 	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py)
@@ -99,7 +119,7 @@ browser: $(DEV_STAMP)
 test:
 	@mkdir -p _build && rm -f $(TIMES)
 	@$(MAKE) --no-print-directory setup
-	@$(MAKE) --no-print-directory lint unit notebooks browser-setup book browser
+	@$(MAKE) --no-print-directory lint unit notebooks browser-setup book student editions-test browser
 	@echo "== time per stage ==" && cat $(TIMES)
 
 clean:
