@@ -15,9 +15,10 @@ Counting (torch's, including its off-by-ones):
   optimizer sets it), takes ``base_lrs`` from ``initial_lr``, then runs one internal step: ``last_epoch`` goes
   from −1 to 0 and lr(0) is written. Several schedulers on one optimizer each apply their step-0 change.
 * After ``n`` calls of :meth:`~LRScheduler.step`, ``last_epoch == n`` and the groups hold lr(n).
-* ``last_epoch=k`` in a constructor resumes: the groups must already hold ``initial_lr``, and the internal
-  step moves to k + 1 (for StepLR it can apply one more decay, as in torch). To resume a run, build the
-  scheduler normally and call ``load_state_dict`` on both the optimizer and the scheduler.
+* ``last_epoch=k`` in a constructor resumes: the groups must already hold ``initial_lr`` (without it,
+  ValueError naming the group and the key, where torch raises KeyError), and the internal step moves to k + 1
+  (for StepLR it can apply one more decay, as in torch). To resume a run, build the scheduler normally and call
+  ``load_state_dict`` on both the optimizer and the scheduler.
 * Read :meth:`~LRScheduler.get_last_lr`. (torch's internal ``get_lr`` and deprecated ``step(epoch)`` are
   not provided; :meth:`~LRScheduler.closed_form` gives the closed form as pure schedules.)
 
@@ -34,6 +35,25 @@ would be. Arrays are never changed in place: a new array is assigned.
 
 Errors: a bad argument raises ``ValueError`` or ``TypeError`` naming the argument and the value, and a
 constructor or ``step`` that raises leaves the optimizer's groups and the scheduler exactly as they were.
+
+Deliberate differences from torch. The rates and momenta are torch's, number for number
+(``tests/test_lr_scheduler_torch.py``); what differs is what is rejected, and a test written against torch
+notices each of these:
+
+* cycled momenta (OneCycleLR, CyclicLR ``base_momentum``/``max_momentum``) must lie in [0, 1]; torch accepts
+  any value;
+* a β₁ written by OneCycleLR or CyclicLR is checked by the optimizer's next step: outside [0, 1)
+  (``max_momentum=1``) that step raises ValueError and changes nothing, where torch, which checks ``betas`` only
+  in the optimizer's constructor, steps (NAdam), makes the parameters NaN (RAdam) or divides by zero (Adam,
+  AdamW, Adamax);
+* ``last_epoch >= 0`` without ``initial_lr`` (or, for OneCycleLR, its other keys) in the groups raises
+  ValueError; torch raises KeyError;
+* MultiStepLR's milestones must be sorted and ConstantLR's factor > 0 (torch accepts both and, for factor 0,
+  divides by it at step T); OneCycleLR rejects a phase of zero length in the constructor (torch divides by zero
+  during a step); ReduceLROnPlateau rejects a NaN metric (torch counts it as a bad epoch);
+* a call that raises changes nothing, where torch may already have changed something: ``last_epoch`` (OneCycleLR
+  stepped past ``total_steps``), the rates (CyclicLR) or OneCycleLR's keys in the groups (both on an optimizer
+  without momentum).
 """
 
 from __future__ import annotations
@@ -458,6 +478,8 @@ class OneCycleLR(LRScheduler):
     * With ``cycle_momentum`` (the default) it sets ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam family)
       to max_momentum and adds ``max_momentum``/``base_momentum`` to the groups: an SGD built with momentum=0
       silently becomes SGD with momentum. An optimizer with neither key raises ValueError (nothing changed).
+      Unlike torch, the optimizer checks the β₁ written at its next step: ``max_momentum=1`` on an Adam-family
+      optimizer makes that step raise ValueError (torch checks betas only in the optimizer's constructor).
     * ``step()`` may be called T times (``last_epoch`` reaches T: the value after the last update,
       extrapolated past the minimum, e.g. 0.188·max_lr for T = 5); the next call raises ValueError (here
       without changing anything; torch has already advanced ``last_epoch`` when it raises).
@@ -473,10 +495,12 @@ class OneCycleLR(LRScheduler):
       anneal_strategy: ``"cos"`` or ``"linear"`` (here also a tuple with one per phase, an extension).
       cycle_momentum: cycle momentum / β₁ inversely to the rate.
       base_momentum, max_momentum: the momentum at the peak rate and at the ends, in [0, 1] (or per group).
+        (torch accepts any value; here outside [0, 1] is an error.)
       div_factor: initial_lr = max_lr/div_factor (> 0).
       final_div_factor: min_lr = initial_lr/final_div_factor (> 0).
       three_phase: Smith's three phases.
-      last_epoch: −1 to start; k >= 0 to resume (the groups must hold the keys listed above).
+      last_epoch: −1 to start; k >= 0 to resume (the groups must hold the keys listed above: ValueError if
+        not, where torch raises KeyError).
     """
 
     _group_keys = {"initial": "initial_lr", "max": "max_lr", "min": "min_lr",
@@ -567,7 +591,8 @@ class CyclicLR(LRScheduler):
     * ``cycle_momentum`` (default True) sets ``momentum``/``betas[0]`` to max_momentum at once and adds
       ``max_momentum``/``base_momentum`` to the groups; SGD with momentum=0 silently gets momentum. An
       optimizer with neither key (Adagrad) raises ValueError; torch has already set the groups' lr when it
-      raises, here nothing changes.
+      raises, here nothing changes. Unlike torch, the optimizer checks the β₁ written at its next step:
+      ``max_momentum=1`` on an Adam-family optimizer makes that step raise ValueError.
 
     Args:
       optimizer: the optimizer.
@@ -578,7 +603,8 @@ class CyclicLR(LRScheduler):
       scale_fn: a custom f of one number (then ``scale_mode`` says whether it gets c or k).
       scale_mode: ``"cycle"`` or ``"iterations"``.
       cycle_momentum: cycle momentum / β₁ inversely to the rate.
-      base_momentum, max_momentum: in [0, 1] (or per group).
+      base_momentum, max_momentum: in [0, 1] (or per group). (torch accepts any value; here outside [0, 1] is
+        an error.)
       last_epoch: −1 to start; k >= 0 to resume.
     """
 

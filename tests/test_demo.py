@@ -1,5 +1,7 @@
 """The command-line demo: `python -m optimlab`."""
 
+import contextlib
+import io
 import subprocess
 import sys
 
@@ -17,6 +19,64 @@ def test_demo_prints_the_comparison_schedules_and_clipping(capsys):
         assert name in out
     assert "warmup + cosine" in out and "WSD" in out and "one-cycle" in out
     assert "global norm 1.0" in out and "value 0.5" in out
+
+
+@pytest.fixture(scope="module")
+def default_output():
+    """The demo as a reader runs it (default steps and optimizers), on the problems that have a target."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--problems", "ravine,rosenbrock,beale", "--quiet"]) == 0
+    return out.getvalue()
+
+
+def _section(out, title):
+    """The table of one problem (or the schedules): the lines from its title to the next blank line."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+@pytest.mark.parametrize("problem", ["ravine", "rosenbrock", "beale"])
+def test_steps_to_target_never_contradicts_the_final_loss(default_output, problem):
+    # a step count means the loss stayed at or below the target from there to the end, so the final loss is too
+    title, header, *rows = _section(default_output, problem)
+    target = float(header.split("steps to ")[1].split()[0])
+    assert rows
+    for row in rows:
+        final = float(row.split()[-2])
+        reached = row[23:39].strip()  # the steps-to column: 16 characters after the name and the lr
+        if reached.isdigit():
+            assert final <= target, row
+        else:
+            assert reached == "not reached" or reached.startswith("dipped at "), row
+            assert final > target, row
+
+
+def _schedules(out):
+    title, header, *rows = _section(out, "Learning-rate schedules")
+    table = {}
+    for row in rows:
+        if row.startswith("  ") and not row.startswith("   ") and row[19:20] in "▁▂▃▄▅▆▇█":
+            table[row[2:18].strip()] = (row[19:67], float(row.split()[-1]))
+    return table
+
+
+def test_schedule_sparklines_share_one_scale_so_constant_is_full_height(default_output):
+    table = _schedules(default_output)
+    assert table["constant"][0] == "█" * 48
+    assert table["cosine"][0][0] == table["step decay"][0][0] == "█"  # both start at the peak
+    assert table["warmup + cosine"][0][0] == "▁" and table["cosine"][0][-1] == "▁"
+
+
+def test_schedules_that_end_small_end_below_the_constant_rate(default_output):
+    # the demo's lesson: a schedule that ends small averages out the noise that constant-rate SGD hovers in
+    table = _schedules(default_output)
+    constant = table["constant"][1]
+    ending_small = {label: loss for label, (shape, loss) in table.items() if shape[-1] == "▁"}
+    assert len(ending_small) >= 4
+    assert all(loss < constant for loss in ending_small.values()), (constant, ending_small)
 
 
 def test_demo_writes_figures(tmp_path, capsys):
