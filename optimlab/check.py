@@ -301,13 +301,23 @@ def _likely_mistake(spec, answers, failing):
     """The named mistake the answer matches in every case, else the one it matches in the most failing cases
     (at least half of them); None if none fits. Returns (mistake, the failure to describe)."""
     best, best_hits = None, 0
-    for mistake in spec.mistakes:
+    for mistake in spec.mistakes + _ignored_arguments(spec):
         everywhere, hits, total, first = _agreement(spec, mistake, answers, failing)
         if everywhere and first is not None:
             return mistake, first
-        if hits > best_hits and 2 * hits >= total:
+        if hits > best_hits and hits >= 2 and 3 * hits >= 2 * total:
             best, best_hits = (mistake, first), hits
     return best if best else (None, None)
+
+
+def _ignored_arguments(spec):
+    """A mistake per keyword argument of the cases: the answer behaves as if that argument were left out."""
+    names = sorted({k for case in spec.cases for k in case.kwargs})
+
+    def without(name):
+        return lambda *args, **kwargs: spec.reference(*args, **{k: v for k, v in kwargs.items() if k != name})
+    return [_Mistake(f"Your function seems to ignore its argument {name}: it gives the answer for the default "
+                     f"{name} even when another value is passed.", without(name)) for name in names]
 
 
 def _say(name, ok, text):
@@ -1506,7 +1516,7 @@ def sophia_step():
     cases = _optimizer_cases(_sophia_state, [
         ("a later step, some coordinates clipped", {"lr": 0.01}),
         ("η = 0.5, λ = 0.5, β₁ = 0.5", {"lr": 0.5, "beta1": 0.5, "weight_decay": 0.5}),
-        ("ρ = 0.01, bs = 20000, η = 0.1", {"lr": 0.1, "rho": 0.01, "bs": 20000}),
+        ("ρ = 0.01, bs = 20000, ε = 1e-4, η = 0.1", {"lr": 0.1, "rho": 0.01, "bs": 20000, "eps": 1e-4}),
     ], seed=19, first_hyper={"lr": 0.01})
     mistakes = [
         _Mistake("The step seems not to be clipped: each coordinate moves by at most η, "

@@ -190,6 +190,13 @@ def _restart_one_late(step, lr_max, T_0, T_mult=1, lr_min=0.0):
     return lr_min + (lr_max - lr_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
 
 
+def _linear_width(lrs, scores, tolerance):
+    best = int(np.argmin(scores))
+    inside = [i for i in range(len(lrs)) if all(scores[j] <= scores[best] + tolerance
+                                                 for j in range(min(i, best), max(i, best) + 1))]
+    return float(lrs[max(inside)] - lrs[min(inside)])
+
+
 def _clip_after(grads, max_norm):
     clipped, _ = clip_grad_norm(grads, max_norm)
     return clipped, math.sqrt(sum(float(np.sum(g * g)) for g in clipped))
@@ -306,8 +313,7 @@ MISTAKES = [
                                                                   + np.var(b, ddof=1) / len(b))), "paired"),
     ("paired_difference", lambda a, b: (np.mean(b - a), np.std(a - b, ddof=1) / math.sqrt(len(a))), "sign"),
     ("lr_tolerance_width", lambda lrs, s, tol: math.log10(lrs[-1] / lrs[0]), "whole grid"),
-    ("lr_tolerance_width", lambda lrs, s, tol: (lambda ok: float(lrs[ok[-1]] - lrs[ok[0]]))(
-        np.flatnonzero(s <= np.min(s) + tol)), "linear"),
+    ("lr_tolerance_width", lambda lrs, s, tol: _linear_width(lrs, s, tol), "linear"),
     ("lr_tolerance_width", lambda lrs, s, tol: (lambda ok: math.log10(lrs[ok[-1]] / lrs[ok[0]]))(
         np.flatnonzero(s <= np.min(s) + tol)), "contiguous"),
     ("lion_step", lambda th, g, m, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0:
@@ -466,3 +472,24 @@ def test_importing_optimlab_does_not_import_check():
 
     code = "import sys, optimlab; print('optimlab.check' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_an_ignored_argument_is_named(capsys):
+    def fixed_betas(theta, grad, m, v, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        return adam_step(theta, grad, m, v, t, lr, (0.9, 0.999), eps)
+
+    ok, out = verdict(capsys, "adam_step", fixed_betas)
+    assert not ok and "ignore its argument betas" in out, out
+
+
+def test_right_first_steps_and_wrong_later_ones_are_told_apart(capsys):
+    def always_t1(theta, grad, m, v, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        return adam_step(theta, grad, m, v, 1, lr, betas, eps)
+
+    ok, out = verdict(capsys, "adam_step", always_t1)
+    assert not ok and "Your first steps are right; later steps" in out, out
+
+
+def test_a_constant_answer_is_not_mistaken_for_a_named_mistake(capsys):
+    ok, out = verdict(capsys, "lr_tolerance_width", lambda lrs, scores, tolerance: 1.0)
+    assert not ok and "It looks like" not in out and "seems" not in out, out
