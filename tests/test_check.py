@@ -392,11 +392,30 @@ def test_something_that_is_not_a_function_raises_a_type_error_naming_fn(bad):
         check.adam_step(bad)
 
 
-@pytest.mark.parametrize("name", ["adam_step", "clip_grad_norm", "warmup_cosine", "lion_step"])
+@pytest.mark.parametrize("name", check.__all__)
 def test_the_verdict_is_the_same_on_every_call(capsys, name):
     wrong = MISTAKES[[n for n, _, _ in MISTAKES].index(name)][1]
     first, second = verdict(capsys, name, wrong), verdict(capsys, name, wrong)
     assert first == second
+
+
+STEPS = [name for name in check.__all__ if name.endswith("_step")]
+
+
+@pytest.mark.parametrize("name", STEPS)
+def test_an_optimizer_step_is_checked_on_the_cases_the_issue_asks_for(name):
+    cases = check._SPECS[name]().cases
+    labels = " | ".join(case.label for case in cases)
+    assert any(case.f32 for case in cases) and any(not case.f32 for case in cases)
+    assert "shape (5,)" in labels and "shape (3, 4)" in labels
+    assert "first step" in labels and "zero gradients" in labels
+    assert len({tuple(sorted(case.kwargs)) for case in cases}) >= 2   # defaults and explicit hyperparameters
+
+
+@pytest.mark.parametrize("name", check.__all__)
+def test_every_check_documents_its_signature(name):
+    doc = getattr(check, name).__doc__
+    assert doc.startswith("Check ``fn(") and check._SPECS[name]().signature.split(" ->")[0] in " ".join(doc.split())
 
 
 def test_an_answer_that_changes_its_input_in_place_fails(capsys):
