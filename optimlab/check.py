@@ -129,7 +129,8 @@ def _kind(x) -> str:
         return "None"
     if isinstance(x, np.ndarray):
         return f"an array of shape {x.shape}"
-    return f"a {type(x).__name__}"
+    name = type(x).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _as_number(x):
@@ -335,7 +336,8 @@ def _run(spec, fn):
             out, after = _call(fn, case)
         except Exception as error:  # noqa: BLE001 - the student's crash is reported, never raised
             message = str(error).splitlines()[0][:200] if str(error) else ""
-            hint = f" Check the signature: {spec.signature}." if isinstance(error, TypeError) else ""
+            hint = f" Check the signature: {spec.signature}." \
+                if isinstance(error, TypeError) and "argument" in message else ""
             return _say(name, False, f"your function crashed on the case {case.label}: "
                                      f"{type(error).__name__}: {message}.{hint}")
         changed = [k for k, (b, a) in enumerate(zip(case.args, after[0])) if not _same_input(b, a)]
