@@ -294,8 +294,27 @@ def _agreement(spec, mistake, answers, failing):
     failing = [f for f in failing if f[1] in on]
     cases = {f[0] for f in failing}
     hits = {i for i in cases if agree[i]}
-    first = next((f for f in failing if f[0] in hits), None)
+    shown = [f for f in failing if f[0] in hits]
+    # show the first failure that is clearly off (θ's before the state's), else the largest
+    if spec.step is not None:
+        shown.sort(key=lambda f: f[1] != spec.step[1])
+    sizes = [_relative_error(spec, spec.cases[f[0]], *f[1:]) for f in shown]
+    clear = [f for f, size in zip(shown, sizes) if size >= 5e-2]
+    first = clear[0] if clear else (shown[int(np.argmax(sizes))] if shown else None)
     return all(agree), len(hits), len(cases), first
+
+
+def _relative_error(spec, case, j, got, exp):
+    """How far output ``j`` is off, relative to the step (θ's output) or to the expected value."""
+    if isinstance(exp, list):
+        return max(_relative_error(spec, case, j, a, e) for a, e in zip(got, exp))
+    got, exp = np.asarray(got, dtype=np.float64), np.asarray(exp, dtype=np.float64)
+    base = exp
+    if spec.step is not None and j == spec.step[1]:
+        base = exp - np.asarray(case.args[spec.step[0]], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        size = np.linalg.norm((got - exp).ravel()) / np.linalg.norm(base.ravel())
+    return float(size) if np.isfinite(size) else math.inf
 
 
 def _likely_mistake(spec, answers, failing):
