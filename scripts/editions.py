@@ -148,7 +148,7 @@ def _plain_text(fragment: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ MyST to Markdown
-ROLE = re.compile(r"\{(eq|numref|ref|cite:p|cite:t|doc)\}`([^`]+)`")
+ROLE = re.compile(r"\{(eq|numref|ref|cite:p|cite:t|doc|glue|glue:text|glue:)\}`([^`]+)`")
 DISPLAY_MATH = re.compile(r"^([ \t]*)\$\$((?:(?!\$\$).)*?)\$\$[ \t]*\(([\w:\-]+)\)[ \t]*$", re.M | re.S)
 TARGET = re.compile(r"^\(([\w\-]+)\)=[ \t]*\n", re.M)
 LINK = re.compile(r"\]\((?!https?:|#|mailto:)([^)\s]+)\)")
@@ -158,11 +158,22 @@ HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*$", re.M)
 class Converter:
     """Turns one chapter's MyST Markdown into plain Markdown with the book's numbers."""
 
-    def __init__(self, book: Book, doc: str):
-        self.book, self.doc = book, doc
+    def __init__(self, book: Book, doc: str, glued: dict | None = None):
+        self.book, self.doc, self.glued = book, doc, glued or {}
+
+    def glue(self, content: str) -> str:
+        """A value glued by a code cell, formatted as myst-nb formats it in the web book."""
+        from myst_nb.core.variables import format_plain_text
+
+        key, _, fmt = content.rpartition(":") if ":" in content else (content, "", "")
+        if key not in self.glued:
+            raise KeyError(f"{self.doc}: nothing glued under {key!r}")
+        return format_plain_text(self.glued[key], fmt)
 
     def role(self, m: re.Match) -> str:
         kind, content = m.group(1), m.group(2)
+        if kind.startswith("glue"):
+            return self.glue(content)
         explicit = re.fullmatch(r"(.*?)\s*<([^>]+)>", content, re.S)
         text, label = (explicit.group(1), explicit.group(2)) if explicit else (None, content)
         if kind == "eq":
@@ -246,6 +257,17 @@ class Converter:
 
     def exercise_title(self, label: str) -> str:
         return ""
+
+
+def glued(nb: dict) -> dict:
+    """name -> text/plain of every value a chapter glues (myst-nb's `glue(name, value, display=False)`)."""
+    values = {}
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                values[name] = "".join(out["data"]["text/plain"])
+    return values
 
 
 def _heading_words(title: str) -> str:
@@ -351,7 +373,7 @@ class Edition:
     def notebook(self, path: Path) -> dict:
         nb = json.loads(path.read_text())
         doc = f"chapters/{path.stem}"
-        conv = Converter(self.book, doc)
+        conv = Converter(self.book, doc, glued(nb))
         cells, spans = nb["cells"], gated_solutions(nb["cells"])
         out, i = [], 0
         while i < len(cells):
@@ -381,6 +403,8 @@ class Edition:
                 text = _drop_solutions(text)
             return [_markdown_cell(conv.markdown(text))] if text.strip() else []
         cell = copy.deepcopy(cell)
+        # values glued for the prose are not shown under their cell in the web book: nor here
+        cell["outputs"] = [o for o in cell.get("outputs", []) if "scrapbook" not in o.get("metadata", {})]
         source = _source(cell)
         meta = cell["metadata"]
         tags = meta.get("tags", [])

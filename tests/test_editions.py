@@ -230,3 +230,14 @@ def test_student_book_has_no_solutions():
         assert 'class="solution' not in page, path.name
         exercises = set(re.findall(r'<span class="caption-number">Exercise (\d+\.\d+) </span>', page))
         assert len(exercises) == len(_exercises(path)), path.name
+
+
+def test_glued_values_read_as_the_web_book_formats_them():
+    nb = {"cells": [{"cell_type": "code", "source": "glue('rate', 0.123456, display=False)", "metadata": {},
+                     "outputs": [{"output_type": "display_data", "data": {"text/plain": "0.123456"},
+                                  "metadata": {"scrapbook": {"name": "rate", "mime_prefix": ""}}}]}]}
+    conv = editions.Converter(None, "chapters/x", editions.glued(nb))
+    assert conv.markdown("a rate of {glue:text}`rate:.2f` per step ({glue}`rate`)") == \
+        "a rate of 0.12 per step (0.123456)"
+    with pytest.raises(KeyError, match="nothing glued under 'missing'"):
+        conv.markdown("{glue:text}`missing:.2f`")
