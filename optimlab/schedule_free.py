@@ -33,13 +33,6 @@ from ._base import (
 __all__ = ["SGDScheduleFree", "AdamWScheduleFree", "Prodigy"]
 
 
-def open_unit_interval(x):
-    if not _is_number_or_array(x):
-        return "must be a number or a numpy array"
-    return None if np.all((np.asarray(x, dtype=np.float64) > 0) & (np.asarray(x, dtype=np.float64) < 1)) \
-        else "must be in (0, 1)"
-
-
 class _ScheduleFree(Optimizer):
     """What Schedule-Free SGD and AdamW share: the averaging weights, the counters of each group, train/eval.
 
@@ -188,12 +181,12 @@ class SGDScheduleFree(_ScheduleFree):
     ``warmup_steps`` (0: a linear warm-up of γ over that many steps), ``r`` (0: the power of k in the weights),
     ``weight_lr_power`` (2: the power of γ_max in the weights); ``maximize`` as in torch.
 
-    Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky (2024), "The road less scheduled".
+    Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky (2024), "The road less scheduled", NeurIPS.
     """
 
     hyper = {
         "lr": (1.0, nonnegative),
-        "momentum": (0.9, open_unit_interval),
+        "momentum": (0.9, positive),      # and < 1: _check_group
         "weight_decay": (0.0, nonnegative),
         "warmup_steps": (0, nonnegative),
         "r": (0.0, nonnegative),
@@ -208,6 +201,11 @@ class SGDScheduleFree(_ScheduleFree):
 
     def _momentum(self, group):
         return group["momentum"]
+
+    def _check_group(self, group, prefix):
+        if not np.all(np.asarray(group["momentum"], dtype=np.float64) < 1):
+            raise ValueError(f"{prefix.format('momentum')} must be in (0, 1), got {group['momentum']!r}")
+        super()._check_group(group, prefix)
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
@@ -239,7 +237,7 @@ class AdamWScheduleFree(_ScheduleFree):
     Arguments (the ``schedulefree`` package's): ``lr`` η (0.0025), ``betas`` (β₁, β₂) ((0.9, 0.999)), ``eps`` ε
     (1e-8), ``weight_decay`` λ (0), ``warmup_steps`` (0), ``r`` (0), ``weight_lr_power`` (2); ``maximize``.
 
-    Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky (2024), "The road less scheduled".
+    Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky (2024), "The road less scheduled", NeurIPS.
     """
 
     hyper = {
@@ -338,6 +336,8 @@ class Prodigy(Optimizer):
     the ones the package reads from the first group only (betas, beta3, d0, d_coef, growth_rate, decouple,
     use_bias_correction) must be the same in every group; a group's ``lr`` is the others' or 0 (a group with
     lr 0 adds nothing to d and its m, v stay as they are, but it still steps with them, as in the package).
+
+    Mishchenko & Defazio (2024), "Prodigy: an expeditiously adaptive parameter-free learner", ICML.
     """
 
     hyper = {

@@ -115,9 +115,10 @@ def test_a_step_in_eval_mode_raises_and_changes_nothing(name, kind):
 
 
 BAD = [
-    ("SGDScheduleFree", dict(momentum=0.0), ValueError, ["momentum", "(0, 1)", "0.0"]),
+    ("SGDScheduleFree", dict(momentum=0.0), ValueError, ["momentum", "> 0", "0.0"]),
+    ("SGDScheduleFree", dict(momentum=np.array([[0.5], [1.0]])), ValueError, ["momentum", "(0, 1)", "1."]),
     ("SGDScheduleFree", dict(momentum=1.0), ValueError, ["momentum", "1.0"]),
-    ("SGDScheduleFree", dict(momentum="0.9"), ValueError, ["momentum", "number"]),
+    ("SGDScheduleFree", dict(momentum="0.9"), TypeError, ["momentum", "number"]),
     ("SGDScheduleFree", dict(lr=-1.0), ValueError, ["lr", "-1.0"]),
     ("SGDScheduleFree", dict(warmup_steps=-2), ValueError, ["warmup_steps", "-2"]),
     ("SGDScheduleFree", dict(warmup_steps=2.5), ValueError, ["warmup_steps", "whole", "2.5"]),

@@ -351,3 +351,24 @@ def test_prodigy_from_a_random_start_agrees_as_well_as_the_package_with_itself(k
     record("Prodigy", "random start", worst.value)
     record("Prodigy", "package, θ₁ + 1 ulp", worst_itself.value)
     assert worst.value <= 10 * worst_itself.value, (worst.value, worst_itself.value)
+
+
+@pytest.mark.usefixtures("float64")
+def test_prodigy_a_group_at_lr_0_still_moves():
+    """The package's way of freezing a group (lr 0) skips its m and v, not its step: with β₁ > 0 its m stays 0
+    and it stays put, but with β₁ = 0 it steps by η·d·d g/(√v + dε) with v = 0, that is by η·d·g/ε, a plain
+    gradient step with learning rate η·d/ε; decoupled decay moves it too. optimlab does the same."""
+    rng = np.random.default_rng(8)
+    init = [rng.standard_normal(3), rng.standard_normal(2)]
+    ours, theirs = [a.copy() for a in init], torch_params(init)
+    groups = [{"params": [0]}, {"params": [1], "lr": 0.0}]
+    options = dict(betas=(0.0, 0.999), eps=1e-3, d0=1e-4)
+    opt = ol.Prodigy([{**groups[0], "params": ours[:1]}, {**groups[1], "params": ours[1:]}], **options)
+    ref = prodigyopt.Prodigy([{**groups[0], "params": theirs[:1]}, {**groups[1], "params": theirs[1:]}], **options)
+    g = rng.standard_normal(2)
+    step_both(opt, ref, [rng.standard_normal(3), g], theirs)
+    np.testing.assert_allclose(ours[1], init[1] - 1e-4 * g / 1e-3, rtol=1e-14)   # η·d₀/ε = 0.1
+    for _ in range(3):
+        step_both(opt, ref, [rng.standard_normal(3), rng.standard_normal(2)], theirs)
+    np.testing.assert_allclose(ours[1], theirs[1].detach().numpy(), rtol=1e-13)
+    assert not np.any(opt.state[1]["exp_avg_sq"])
