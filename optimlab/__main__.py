@@ -113,15 +113,16 @@ def print_comparison(rows, steps):
     for pname, table in rows.items():
         target = TARGET.get(pname)
         head = f"steps to {target:.0e}" if target is not None else "steps to target"
+        width = max(10, *(len(row[0]) for row in table))
         print(f"\n{pname}")
-        print(f"  {'optimizer':<10} {'best lr':>9} {head:>16} {'final loss':>12} {'time':>9}")
+        print(f"  {'optimizer':<{width}} {'best lr':>9} {head:>16} {'final loss':>12} {'time':>9}")
         for name, lr, reached, final, wall in sorted(table, key=lambda r: (r[3] if np.isfinite(r[3]) else np.inf)):
             lr_text = f"{lr:9.2e}" if lr is not None else f"{'diverged':>9}"
             if reached is None:
                 reach = "—"
             else:
                 reach = str(reached) if reached >= 0 else "not reached"
-            print(f"  {name:<10} {lr_text} {reach:>16} {final:12.3e} {wall * 1e3:7.1f}ms")
+            print(f"  {name:<{width}} {lr_text} {reach:>16} {final:12.3e} {wall * 1e3:7.1f}ms")
 
 
 def spark(values):
