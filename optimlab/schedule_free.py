@@ -29,6 +29,7 @@ from ._base import (
     nonnegative,
     positive,
 )
+from .optimizers import ema_of_square
 
 __all__ = ["SGDScheduleFree", "AdamWScheduleFree", "Prodigy"]
 
@@ -159,7 +160,8 @@ def _ratio(w, total):
 
 
 def _check_warmup(group, prefix):
-    if np.any(np.asarray(group["warmup_steps"], dtype=np.float64) != np.floor(group["warmup_steps"])):
+    steps = np.asarray(group["warmup_steps"], dtype=np.float64)
+    if not np.all(np.isfinite(steps) & (steps == np.floor(steps))):
         raise ValueError(f"{prefix.format('warmup_steps')} must be a whole number of steps, "
                          f"got {group['warmup_steps']!r}")
 
@@ -209,15 +211,9 @@ class SGDScheduleFree(_ScheduleFree):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        y, z, c, lr, beta = theta, s["z"], s["_c"], s["_lr"], h["momentum"]
         if t == 1:
-            z[...] = y                                    # z₀ = θ₀
-        # y ← y + c(z − y)
-        y += np.multiply(np.subtract(z, y, out=tmp[0]), c, out=tmp[0])
-        # y ← y + γ(β(1−c) − 1)g
-        y += np.multiply(g, lr * (beta * (1 - c) - 1), out=tmp[0])
-        # z ← z − γg
-        z -= np.multiply(g, lr, out=tmp[0])
+            s["z"][...] = theta                           # z₀ = θ₀
+        average_step(theta, s["z"], g, s["_c"], s["_lr"], h["momentum"], tmp[0])
 
 
 class AdamWScheduleFree(_ScheduleFree):
@@ -271,23 +267,29 @@ class AdamWScheduleFree(_ScheduleFree):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        y, z, v, c, lr, d = theta, s["z"], s["exp_avg_sq"], s["_c"], s["_lr"], tmp[0]
+        y, v, d = theta, s["exp_avg_sq"], tmp[0]
         (beta1, beta2), k = h["betas"], s["_k"]
         if t == 1:
-            z[...] = y                                    # z₀ = θ₀
-        # v ← β₂v + (1−β₂)g²
-        v *= beta2
-        v += np.multiply(np.multiply(g, g, out=d), 1 - beta2, out=d)
+            s["z"][...] = y                               # z₀ = θ₀
+        ema_of_square(v, g, beta2, d)                     # v ← β₂v + (1−β₂)g²
         # ĝ = g / (√(v/(1−β₂ᵏ)) + ε) + λy
         np.sqrt(np.divide(v, 1 - beta2**k, out=d), out=d)
         d += h["eps"]
         ghat = np.divide(g, d, out=d)
         if np.any(h["weight_decay"]):
             ghat += np.multiply(y, h["weight_decay"], out=tmp[1])
-        # y ← y + c(z − y) + γ(β₁(1−c) − 1)ĝ;  z ← z − γĝ
-        y += np.multiply(np.subtract(z, y, out=tmp[1]), c, out=tmp[1])
-        y += np.multiply(ghat, lr * (beta1 * (1 - c) - 1), out=tmp[1])
-        z -= np.multiply(ghat, lr, out=tmp[1])
+        average_step(y, s["z"], ghat, s["_c"], s["_lr"], beta1, tmp[1])
+
+
+def average_step(y, z, g, c, lr, beta, tmp):
+    """Schedule-Free's step from the gradient g taken at y, in place, with x implicit (x = (y − (1−β)z)/β):
+    z ← z − γg, x ← (1−c)x + cz, y ← βx + (1−β)z, that is y ← y + c(z − y) + γ(β(1−c) − 1)g, then z ← z − γg."""
+    # y ← y + c(z − y)
+    y += np.multiply(np.subtract(z, y, out=tmp), c, out=tmp)
+    # y ← y + γ(β(1−c) − 1)g
+    y += np.multiply(g, lr * (beta * (1 - c) - 1), out=tmp)
+    # z ← z − γg
+    z -= np.multiply(g, lr, out=tmp)
 
 
 # ----------------------------------------------------------------------------------------------------------------

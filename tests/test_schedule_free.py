@@ -122,6 +122,7 @@ BAD = [
     ("SGDScheduleFree", dict(lr=-1.0), ValueError, ["lr", "-1.0"]),
     ("SGDScheduleFree", dict(warmup_steps=-2), ValueError, ["warmup_steps", "-2"]),
     ("SGDScheduleFree", dict(warmup_steps=2.5), ValueError, ["warmup_steps", "whole", "2.5"]),
+    ("SGDScheduleFree", dict(warmup_steps=float("inf")), ValueError, ["warmup_steps", "whole", "inf"]),
     ("SGDScheduleFree", dict(r=float("nan")), ValueError, ["r", "nan"]),
     ("AdamWScheduleFree", dict(betas=(0.0, 0.99)), ValueError, ["betas", "[0]", "(0, 1)", "0.0"]),
     ("AdamWScheduleFree", dict(betas=(0.9, 1.0)), ValueError, ["betas", "[1]", "1.0"]),
