@@ -372,3 +372,21 @@ def test_prodigy_a_group_at_lr_0_still_moves():
         step_both(opt, ref, [rng.standard_normal(3), rng.standard_normal(2)], theirs)
     np.testing.assert_allclose(ours[1], theirs[1].detach().numpy(), rtol=1e-13)
     assert not np.any(opt.state[1]["exp_avg_sq"])
+
+
+@pytest.mark.usefixtures("float64")
+def test_schedule_free_weights_keep_the_largest_lr_after_it_is_lowered():
+    """w_k = k^r·γ_max^p uses the largest γ so far: lowering lr from 1 to 0.1 after 5 steps leaves every weight at
+    1 (r = 0), so c₆ = 1/6, not 0.01/5.01 as weights in the current γ would give; the same in the package."""
+    rng = np.random.default_rng(9)
+    init = [rng.standard_normal(3)]
+    opt, ref, ours, theirs = pair("SGDScheduleFree", init, lr=1.0)
+    opt.train()
+    ref.train()
+    for t in range(6):
+        if t == 5:
+            opt.param_groups[0]["lr"] = ref.param_groups[0]["lr"] = 0.1
+        step_both(opt, ref, [rng.standard_normal(3)], theirs)
+    assert opt.param_groups[0]["weight_sum"] == ref.param_groups[0]["weight_sum"] == 6.0
+    assert opt.param_groups[0]["lr_max"] == ref.param_groups[0]["lr_max"] == 1.0
+    np.testing.assert_allclose(ours[0], theirs[0].detach().numpy(), rtol=1e-14)
