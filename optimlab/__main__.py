@@ -128,7 +128,8 @@ def print_comparison(rows, steps):
           f"\"dipped at N\"\nmarks a run that first went below it at step N but did not stay there.")
     for pname, table in rows.items():
         target = TARGET.get(pname)
-        head = f"  {'optimizer':<10} {'best lr':>9}"
+        width = max(10, *(len(row[0]) for row in table))
+        head = f"  {'optimizer':<{width}} {'best lr':>9}"
         if target is not None:
             head += f" {f'steps to {target:.0e}':>16}"
         print(f"\n{pname}")
@@ -136,7 +137,7 @@ def print_comparison(rows, steps):
         for name, lr, reached, final, wall in sorted(table, key=lambda r: (r[3] if np.isfinite(r[3]) else np.inf)):
             lr_text = f"{lr:9.2e}" if lr is not None else f"{'diverged':>9}"
             reach = "" if reached is None else f" {reached:>16}"
-            print(f"  {name:<10} {lr_text}{reach} {final:12.3e} {wall * 1e3:7.1f}ms")
+            print(f"  {name:<{width}} {lr_text}{reach} {final:12.3e} {wall * 1e3:7.1f}ms")
 
 
 def spark(values, top):

@@ -221,7 +221,7 @@ class Optimizer:
     * ``state_arrays(group)``: the names of the per-parameter state arrays for a group's options;
     * ``decay``: how ``weight_decay`` acts: ``"l2"`` (added to the gradient, torch's SGD/Adam/...),
       ``"decoupled"`` (θ ← θ(1 − ηλ) before the rule, AdamW/Lion/Sophia), or a group key whose truth picks
-      decoupled (``"decoupled_weight_decay"``);
+      decoupled (``"decoupled_weight_decay"``), or None when the rule applies it itself (Schedule-Free AdamW);
     * ``rule(theta, g, state, scratch, t, h)``: the arithmetic, in place, on arrays of one shape.
       ``h`` is the group (its hyperparameters by name), ``t`` the step count after increment (first step: 1),
       ``scratch`` two temporaries shaped like ``theta``. It must be elementwise: it may be called on chunks.
@@ -415,20 +415,45 @@ class Optimizer:
         self._step(grads)
 
     def _step(self, grads, **extra):
+        for gi, unit, g in self._units_with_grads(grads):
+            self._update(unit, self.param_groups[gi], g, extra, self._checked[gi], self._array_hyper[gi])
+
+    def _units_with_grads(self, grads=None):
+        """(group index, unit, its gradient) for every unit a step updates: a flat group as one unit when every
+        parameter has a gradient and no hyperparameter is an array, else one unit per parameter, skipping those
+        whose gradient is None. With ``grads=None``: every unit, with None for the gradient."""
         first = 0
         for gi, (group, units) in enumerate(zip(self.param_groups, self._units)):
             n = len(group["params"])
-            group_grads = grads[first:first + n]
+            group_grads = [None] * n if grads is None else grads[first:first + n]
             first += n
             if units[0].flat:
-                if not self._array_hyper[gi] and all(g is not None for g in group_grads):
-                    self._update(units[0], group, self._flat_grad(units[0], group_grads), extra,
-                                 self._checked[gi])
+                if not self._array_hyper[gi] and (grads is None or all(g is not None for g in group_grads)):
+                    yield gi, units[0], None if grads is None else self._flat_grad(units[0], group_grads)
                     continue
                 units = self._deflatten(gi)
             for unit, g in zip(units, group_grads):
-                if g is not None:
-                    self._update(unit, group, g, extra, self._checked[gi], self._array_hyper[gi])
+                if g is not None or grads is None:
+                    yield gi, unit, g
+
+    def _each(self, fn, grads=None):
+        """A pass over the parameters that is not a step: ``fn(unit, g, group)`` on every unit (as
+        :meth:`_units_with_grads`), the state arrays completed for the group's options, no step counted.
+        Returns the list of what ``fn`` returned. For what does not fit one elementwise rule: a reduction over
+        every parameter before the update (Prodigy's d), a change of point outside a step (Schedule-Free's
+        train/eval)."""
+        results = []
+        for gi, unit, g in self._units_with_grads(grads):
+            self._complete_state(unit, self.param_groups[gi], self._checked[gi])
+            results.append(fn(unit, g, self.param_groups[gi]))
+        return results
+
+    def _complete_state(self, unit, group, checked):
+        if unit.state_source is not checked:  # the group's options changed since this unit's last step
+            for key in self.state_arrays(group):
+                if key not in unit.state:  # an option switched on mid-run (a scheduler turning momentum on)
+                    unit.state[key] = np.zeros(unit.theta.shape, unit.theta.dtype)
+            unit.state_source = checked
 
     def _deflatten(self, gi):
         """Turn a flat group into one unit per parameter for good (a step skipped a parameter, or a
@@ -459,11 +484,7 @@ class Optimizer:
 
     def _update(self, unit, group, g, extra, checked, has_arrays=False):
         state = unit.state
-        if unit.state_source is not checked:  # the group's options changed since this unit's last step
-            for key in self.state_arrays(group):
-                if key not in state:  # an option switched on mid-run (a scheduler turning momentum on)
-                    state[key] = np.zeros(unit.theta.shape, unit.theta.dtype)
-            unit.state_source = checked
+        self._complete_state(unit, group, checked)
         state["step"] += 1
         t = state["step"]
         self._begin_step(state, group, t)
@@ -527,7 +548,7 @@ class Optimizer:
         if h["maximize"]:
             g = np.negative(g, out=gbuf)
         wd = h.get("weight_decay", 0)
-        if _nonzero(wd):
+        if self.decay is not None and _nonzero(wd):
             if self._decoupled(h):
                 np.multiply(theta, 1 - self._decay_lr(h) * wd, out=theta)
             else:
@@ -782,6 +803,8 @@ def flatten_state_dict(state_dict: dict) -> dict:
                 put(f"{prefix}/{k}", v)
         elif isinstance(value, list):
             flat[f"{prefix}/__list__"] = np.asarray(value)
+        elif value is None:   # a hyperparameter left to its default rule (Prodigy's beta3)
+            flat[f"{prefix}/__none__"] = np.asarray(0)
         else:
             flat[prefix] = np.asarray(value)
 
@@ -811,6 +834,8 @@ def unflatten_state_dict(flat) -> dict:
             return node.item() if node.ndim == 0 else node
         if "__list__" in node:
             return node["__list__"].tolist()
+        if "__none__" in node:
+            return None
         if "__tuple__" in node:
             return tuple(build(node[str(k)]) for k in range(int(node["__tuple__"])))
         return {k: build(v) for k, v in node.items()}

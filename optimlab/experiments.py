@@ -11,7 +11,13 @@
 Problems follow the protocol of :mod:`optimlab.problems`: ``loss(x, t)`` and ``grad(x, t, rng)`` on points of
 shape (..., dim). Optimizers are named as in the course: ``"SGD"``, ``"Momentum"`` (SGD with momentum 0.9),
 ``"Nesterov"``, ``"AdaGrad"``, ``"RMSprop"``, ``"Adam"``, ``"AdamW"``, ``"Adamax"``, ``"NAdam"``, ``"RAdam"``,
-``"Lion"``, ``"Sophia"``, or given as a class.
+``"Lion"``, ``"Sophia"``, ``"SGDScheduleFree"``, ``"AdamWScheduleFree"``, ``"Prodigy"``, or given as a class.
+
+**Schedule-Free runs** (:mod:`optimlab.schedule_free`) take their gradients at y but return x, the average, which
+is the point the method is about (its guarantees are for x; y is only where it asks for gradients). So a run's
+``path`` and ``losses`` are at x, what a chapter should show and compare with other optimizers, and
+``info["losses_at_y"]`` holds the losses at y, the training-mode point, for a figure that shows both. The run
+ends in eval mode, with x in the parameter.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import optimizers
+from . import optimizers, schedule_free
 from .clipping import clip_by_norm_, clip_grad_value_
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "run", "sweep", "grid", "Trajectory", "SweepResult"]
@@ -41,6 +47,9 @@ OPTIMIZERS = {
     "RAdam": (optimizers.RAdam, {}),
     "Lion": (optimizers.Lion, {}),
     "Sophia": (optimizers.SophiaG, {}),
+    "SGDScheduleFree": (schedule_free.SGDScheduleFree, {}),
+    "AdamWScheduleFree": (schedule_free.AdamWScheduleFree, {}),
+    "Prodigy": (schedule_free.Prodigy, {}),
 }
 _BY_LOWER = {name.lower(): name for name in OPTIMIZERS} | {"adagrad": "AdaGrad", "sophiag": "Sophia",
                                                             "nadam": "NAdam", "heavy-ball": "Momentum"}
@@ -155,7 +164,11 @@ def _drive(problem, opt, x, steps, *, schedule, clip_norm, clip_value, accumulat
         sophia = isinstance(opt, optimizers.SophiaG)
         if sophia and not callable(getattr(problem, "hvp", None)):
             raise TypeError(f"Sophia needs Hessian-vector products, and {problem.name} has no hvp()")
+        averaged = isinstance(opt, schedule_free._ScheduleFree)
+        losses_at_y = losses.copy() if averaged else None
         for t in range(steps):
+            if averaged:
+                opt.train()   # x → y: the gradient is taken at y
             if schedule is not None:
                 opt.param_groups[0]["lr"] = base_lr * schedule(t)
             g = problem.grad(x, t=t, rng=rng)
@@ -179,12 +192,17 @@ def _drive(problem, opt, x, steps, *, schedule, clip_norm, clip_value, accumulat
                 opt.step([g], bs=1)
             else:
                 opt.step([g])
+            if averaged:
+                losses_at_y[t + 1] = problem.loss(x, t=t + 1)
+                opt.eval()    # y → x: the loss and the path at the average
             losses[t + 1] = problem.loss(x, t=t + 1)
             dead |= ~(np.abs(losses[t + 1]) <= bound)  # NaN compares False: marked too
             if record_path:
                 path[t + 1] = x
-    return Trajectory(path=path, losses=losses, lrs=lrs, grad_norms=grad_norms, diverged=dead,
-                      info={"f_star": getattr(problem, "f_star", 0.0)})
+    info = {"f_star": getattr(problem, "f_star", 0.0)}
+    if averaged:
+        info["losses_at_y"] = losses_at_y
+    return Trajectory(path=path, losses=losses, lrs=lrs, grad_norms=grad_norms, diverged=dead, info=info)
 
 
 def run(problem, optimizer="SGD", *, steps=100, x0=None, schedule=None, clip_norm=None, clip_value=None,
@@ -242,8 +260,31 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
         hyper["betas"] = (hyper.pop("beta1", default_betas[0]), hyper.pop("beta2", default_betas[1]))
     start = np.asarray(problem.x0 if x0 is None else x0, dtype=options.get("dtype", np.float64))
     start = np.broadcast_to(start, (size, problem.dim)).copy()
+    if getattr(optimizer_class(optimizer)[0], "couples_rows", False):
+        # one estimate (Prodigy's d) from every element: the rows of one (B, dim) run would share it, so each
+        # row is its own run
+        runs = [run(problem, optimizer, steps=steps, x0=start[i], record_path=record_path, **options,
+                    **{k: _row(v, i) for k, v in hyper.items()}) for i in range(size)]
+        return SweepResult(values=swept, trajectory=_stack(runs))
     trajectory = run(problem, optimizer, steps=steps, x0=start, record_path=record_path, **options, **hyper)
     return SweepResult(values=swept, trajectory=trajectory)
+
+
+def _row(value, i):
+    """Row i of a swept hyperparameter (a (B, 1) array, or betas holding some), as a number."""
+    if isinstance(value, tuple):
+        return tuple(_row(v, i) for v in value)
+    return float(value[i, 0]) if isinstance(value, np.ndarray) and value.ndim == 2 else value
+
+
+def _stack(runs):
+    """Separate runs as one batch: the run axis after the step axis, as a vectorized sweep has it."""
+    def stacked(name):
+        arrays = [getattr(tr, name) for tr in runs]
+        return None if arrays[0] is None else np.stack(arrays, axis=1)
+    return Trajectory(path=stacked("path"), losses=stacked("losses"), lrs=stacked("lrs"),
+                      grad_norms=stacked("grad_norms"), diverged=np.array([bool(tr.diverged) for tr in runs]),
+                      info={**runs[0].info, "optimizer": [tr.info["optimizer"] for tr in runs]})
 
 
 def grid(problem, optimizer="SGD", *, steps=100, x0=None, **axes_and_hyperparameters):

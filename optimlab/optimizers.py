@@ -20,7 +20,6 @@ import numpy as np
 from ._base import (
     Optimizer,
     _nonzero,
-    _view_of,
     betas_pair,
     boolean,
     closed_unit_interval,
@@ -561,14 +560,13 @@ class SophiaG(Optimizer):
         """h ← β₂h + (1−β₂)ĥ for each parameter (``estimates`` in parameter order; None leaves one alone)."""
         self._check_grads(estimates, name="estimates")
         self._revalidate()
-        for group, units in zip(self.param_groups, self._units):
-            beta2 = group["betas"][1]
-            for unit in units:
-                for view, index in zip(unit.views, unit.indices):
-                    if estimates[index] is not None:
-                        h = _view_of(unit.state["hessian"], unit.theta, view) if unit.flat else unit.state["hessian"]
-                        h *= beta2
-                        h += (1 - beta2) * estimates[index]
+
+        def refresh(unit, estimate, group):
+            h, beta2 = unit.state["hessian"], group["betas"][1]
+            h *= beta2
+            h += (1 - beta2) * estimate
+
+        self._each(refresh, estimates)
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):

@@ -44,9 +44,10 @@ def test_steps_to_target_never_contradicts_the_final_loss(default_output, proble
     title, header, *rows = _section(default_output, problem)
     target = float(header.split("steps to ")[1].split()[0])
     assert rows
+    end = header.index("steps to") + len(f"steps to {header.split('steps to ')[1].split()[0]}")
     for row in rows:
         final = float(row.split()[-2])
-        reached = row[23:39].strip()  # the steps-to column: 16 characters after the name and the lr
+        reached = row[end - 16:end].strip()  # the steps-to column: 16 characters, right-aligned under its head
         if reached.isdigit():
             assert final <= target, row
         else:

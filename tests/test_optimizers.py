@@ -418,6 +418,21 @@ def failing_steps(name):
     return cases
 
 
+def assert_each_raises_and_changes_nothing(opt, params, cases):
+    """Each (description, action(opt, params), exception, words) raises, says the words, and changes nothing."""
+    for description, action, error, words in cases:
+        groups = [dict(g) for g in opt.param_groups]
+        before = snapshot(opt, params)
+        with pytest.raises(error) as caught:
+            action(opt, params)
+        for word in words:
+            assert word in str(caught.value), f"{description}: {word!r} not in {caught.value}"
+        for group, saved in zip(opt.param_groups, groups):   # undo what the test (the "scheduler") wrote
+            group.clear()
+            group.update(saved)
+        assert_unchanged(opt, params, before)
+
+
 @pytest.mark.parametrize("kind", ["arrays", "flat"])
 @pytest.mark.parametrize("name", NAMES)
 def test_a_step_that_raises_changes_nothing(name, kind):
@@ -432,17 +447,7 @@ def test_a_step_that_raises_changes_nothing(name, kind):
         drive(opt, grads)
     for grads in stream[:2]:
         drive(reference, grads)
-    for description, action, error, words in failing_steps(name):
-        groups = [dict(g) for g in opt.param_groups]
-        before = snapshot(opt, params)
-        with pytest.raises(error) as caught:
-            action(opt, params)
-        for word in words:
-            assert word in str(caught.value), f"{description}: {word!r} not in {caught.value}"
-        for group, saved in zip(opt.param_groups, groups):   # undo what the test (the "scheduler") wrote
-            group.clear()
-            group.update(saved)
-        assert_unchanged(opt, params, before)
+    assert_each_raises_and_changes_nothing(opt, params, failing_steps(name))
     for grads in stream[2:]:
         drive(opt, grads)
         drive(reference, grads)
