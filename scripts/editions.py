@@ -558,6 +558,13 @@ def write_student() -> None:
         shutil.copy(ROOT / name, src / name)
     for name in ("pages", "_static", "_ext"):
         shutil.copytree(ROOT / name, src / name)
+    # The teachers' page (plans, grading advice) stays in the instructor edition; links to it become plain words.
+    (src / "pages" / "instructors.md").unlink()
+    toc = src / "_toc.yml"
+    toc.write_text(re.sub(r"^[ \t]*- file: pages/instructors[ \t]*\n", "", toc.read_text(), flags=re.M))
+    for page in [src / "intro.md", *(src / "pages").glob("*.md")]:
+        page.write_text(re.sub(r"\{doc\}`(?:pages/|\.\./pages/)?instructors`", "the instructors' page of the web book",
+                               page.read_text()))
     if (ROOT / "_vendor").exists():
         (src / "_vendor").symlink_to(ROOT / "_vendor")
     (src / "chapters").mkdir()

@@ -225,6 +225,7 @@ def test_student_book_has_no_solutions():
     html = STUDENT / "html"
     if not (html / "index.html").exists():
         pytest.fail("_build/student/html is missing: run `make student` first")
+    assert not (html / "pages" / "instructors.html").exists()  # plans and grading advice: the instructor edition
     for path in editions.chapters():
         page = (html / "chapters" / f"{path.stem}.html").read_text()
         assert 'class="solution' not in page, path.name
