@@ -7,6 +7,7 @@ numpy is the only import-time dependency; plotting and widgets load matplotlib a
 from . import lr_scheduler, schedules
 from ._base import Optimizer, as_flat, flat_arrays, flatten_state_dict, unflatten_state_dict
 from .clipping import GradientAccumulator, clip_by_norm_, clip_grad_norm_, clip_grad_value_, global_norm
+from .matrix import SOAP, Adafactor, Muon, Shampoo
 from .optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop, SophiaG
 
 __version__ = "0.1.0"
@@ -22,5 +23,6 @@ __all__ = [
     "Optimizer", "flat_arrays", "as_flat", "flatten_state_dict", "unflatten_state_dict",
     "clip_grad_norm_", "clip_grad_value_", "clip_by_norm_", "global_norm", "GradientAccumulator",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "SophiaG",
+    "Muon", "Adafactor", "Shampoo", "SOAP",
     "AdaGrad", "RMSProp", "Nadam", "Sophia",
 ]

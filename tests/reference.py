@@ -13,6 +13,7 @@ WHY = {
     "torch": "torch==2.13.0 (requirements-dev.txt) is the reference for every optimizer and scheduler",
     "lion_pytorch": "lion-pytorch (requirements-dev.txt) is the reference for Lion",
     "sophia_opt": "sophia-opt (requirements-dev.txt) packages the authors' SophiaG, the reference for Sophia",
+    "pytorch_optimizer": "pytorch-optimizer (requirements-dev.txt) is the reference for Shampoo and SOAP",
 }
 
 
