@@ -22,7 +22,7 @@ import numpy as np
 from ._base import Optimizer, boolean, nonnegative, one_of
 from .optimizers import ema
 
-__all__ = ["Muon", "Adafactor", "Shampoo", "SOAP", "newton_schulz"]
+__all__ = ["Muon", "Adafactor", "Shampoo", "SOAP", "newton_schulz", "split_hidden_matrices"]
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
@@ -111,6 +111,20 @@ class _MatrixOptimizer(Optimizer):
             if p.ndim != 2:
                 raise ValueError(f"{label}[{i}] has shape {p.shape}: {type(self).__name__} updates 2-D matrices "
                                  f"only; give vectors, scalars and tensors to another optimizer (AdamW)")
+
+
+def split_hidden_matrices(params, head=()):
+    """The usual split, as two lists of parameters: the hidden weight matrices (for Muon, Shampoo or SOAP) and the
+    rest (for AdamW): vectors (biases, norm gains), scalars, and the matrices listed in ``head`` (the output head,
+    embeddings: their rows are looked up or read out one by one, so an orthogonalised step does not suit them).
+
+    >>> matrices, rest = split_hidden_matrices(params, head=[params[-2]])            # doctest: +SKIP
+    >>> opts = [Muon(matrices, lr=0.02), AdamW(rest, lr=3e-3)]                       # doctest: +SKIP
+    """
+    head = {id(p) for p in head}
+    matrices = [p for p in params if np.ndim(p) == 2 and id(p) not in head]
+    rest = [p for p in params if np.ndim(p) != 2 or id(p) in head]
+    return matrices, rest
 
 
 def _matrices(shape):
