@@ -228,3 +228,18 @@ def test_soap_with_identity_basis_is_adam():
         opt.step(g)
         adam.step(g)
     np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_runs_and_sweeps_refuse_matrix_optimizers_that_would_mix_their_runs():
+    """A batch of B runs is one (B, d) array to optimlab.experiments; a matrix rule would precondition across the
+    runs. Adafactor on one starting point (a vector) is fine."""
+    from optimlab import experiments as ex
+    from optimlab.problems import Ravine
+
+    with pytest.raises(ValueError, match=re.escape("'Adafactor' preconditions whole matrices")):
+        ex.sweep(Ravine(condition_number=10.0), ol.Adafactor, lr=[0.01, 0.1], steps=5)
+    with pytest.raises(ValueError, match=re.escape("'Muon' preconditions whole matrices")):
+        ex.run(Ravine(condition_number=10.0), ol.Muon, x0=np.ones((3, 2)), steps=5)
+    trajectory = ex.run(Ravine(condition_number=10.0), ol.Adafactor, lr=0.1, steps=20)
+    assert trajectory.final_loss < trajectory.losses[0]
+
