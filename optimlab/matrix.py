@@ -19,7 +19,7 @@ import numbers
 
 import numpy as np
 
-from ._base import Optimizer, boolean, nonnegative, one_of
+from ._base import Optimizer, _nonzero, boolean, nonnegative, one_of
 from .optimizers import ema
 
 __all__ = ["Muon", "Adafactor", "Shampoo", "SOAP", "newton_schulz", "split_hidden_matrices"]
@@ -265,7 +265,8 @@ class Adafactor(_MatrixOptimizer):
         eps1 = np.finfo(theta.dtype).eps if eps1 is None else eps1
         c, lr = float(t) ** h["beta2_decay"], h["lr"]
         alpha = np.maximum(eps2, _rms(theta)) * np.minimum(lr, float(t) ** -0.5)   # α ← max(ε₂, RMS(θ))ρ
-        theta *= 1 - lr * h["weight_decay"]                                          # θ ← θ(1 − ηλ)
+        if _nonzero(h["weight_decay"]):
+            theta *= 1 - lr * h["weight_decay"]                                      # θ ← θ(1 − ηλ)
         g2 = np.multiply(g, g, out=tmp[0])
         if theta.ndim >= 2:
             R, C = s["row_var"], s["col_var"]

@@ -243,3 +243,23 @@ def test_runs_and_sweeps_refuse_matrix_optimizers_that_would_mix_their_runs():
     trajectory = ex.run(Ravine(condition_number=10.0), ol.Adafactor, lr=0.1, steps=20)
     assert trajectory.final_loss < trajectory.losses[0]
 
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_none_gradient_skips_the_parameter_entirely(name):
+    """A parameter whose gradient is None at a step keeps its values and state, and its step count (SOAP's bias
+    corrections count the parameter's own steps, as the authors' code does): afterwards it follows exactly an
+    optimizer that never saw that step."""
+    params = fresh(name)
+    opt = make(name, params)
+    alone = [p.copy() for p in params[1:2]]
+    solo = getattr(ol, name)([{"params": [np.zeros((1, 1)) if name != "Adafactor" else np.zeros(1)]},
+                              {"params": alone, **SECOND[name]}], **OPTIONS[name])
+    for t, grads in enumerate(stream(11, SHAPES[name], 8)):
+        if t in (2, 5):
+            grads[1] = None
+        opt.step(grads)
+        if grads[1] is not None:
+            solo.step([None, grads[1].copy()])
+    assert np.array_equal(params[1], alone[0])
+    assert opt.state[1]["step"] == 6
+
