@@ -7,6 +7,7 @@ numpy is the only import-time dependency; plotting and widgets load matplotlib a
 from . import lr_scheduler, schedules
 from ._base import Optimizer, as_flat, flat_arrays, flatten_state_dict, unflatten_state_dict
 from .clipping import GradientAccumulator, clip_by_norm_, clip_grad_norm_, clip_grad_value_, global_norm
+from .matrix import SOAP, Adafactor, Muon, Shampoo
 from .optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Lion, NAdam, RAdam, RMSprop, SophiaG
 from .schedule_free import AdamWScheduleFree, Prodigy, SGDScheduleFree
 
@@ -24,5 +25,6 @@ __all__ = [
     "clip_grad_norm_", "clip_grad_value_", "clip_by_norm_", "global_norm", "GradientAccumulator",
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "SophiaG",
     "SGDScheduleFree", "AdamWScheduleFree", "Prodigy",
+    "Muon", "Adafactor", "Shampoo", "SOAP",
     "AdaGrad", "RMSProp", "Nadam", "Sophia",
 ]

@@ -197,6 +197,61 @@ def demo_clipping(steps, seed):
     return results
 
 
+MATRIX_LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def demo_matrix_optimizers(epochs, seed):
+    """Muon, Shampoo and SOAP on an MLP's hidden matrices (AdamW for biases and the head), against AdamW and
+    Adafactor on everything; each at its best learning rate of a short grid (by final training loss)."""
+    from . import matrix
+    from . import optimizers as O
+    from .problems import DigitsMLP
+
+    try:
+        mlp = DigitsMLP(hidden=(64, 64))
+    except ImportError:
+        print("\nscikit-learn is not installed: no digits MLP (pip install scikit-learn)")
+        return {}
+    print(f"\nMatrix optimizers on the digits MLP 64-64-64-10, {epochs} epochs of minibatches of 64, best lr of "
+          f"{', '.join(f'{lr:g}' for lr in MATRIX_LR_GRID)}\n  Muon, Shampoo and SOAP on the two hidden matrices, "
+          f"AdamW (lr 3e-3) on biases and the head")
+
+    def plan(name):
+        def make(params, lr):
+            if name == "AdamW":
+                return [O.AdamW(params, lr=lr, weight_decay=0.0)]
+            if name == "Adafactor":
+                return [matrix.Adafactor(params, lr=lr)]
+            matrices, rest = matrix.split_hidden_matrices(params, head=params[-2:])
+            return [getattr(matrix, name)(matrices, lr=lr, weight_decay=0.0), O.AdamW(rest, lr=3e-3, weight_decay=0.0)]
+        return make
+
+    def train(make, lr):
+        params = mlp.init_params(seed)
+        opts = make(params, lr)
+        order = {id(p): i for i, p in enumerate(params)}
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            for batch in mlp.minibatches(64, rng):
+                grads = mlp.loss_and_grads(params, batch)[1]
+                for opt in opts:
+                    opt.step([grads[order[id(p)]] for g in opt.param_groups for p in g["params"]])
+        return params
+
+    results = {}
+    print(f"  {'optimizer':<20} {'best lr':>9} {'train loss':>11} {'test accuracy':>14} {'time':>8}")
+    for name in ("AdamW", "Adafactor", "Muon", "Shampoo", "SOAP"):
+        start = time.perf_counter()
+        with np.errstate(all="ignore"):
+            scored = [(float(mlp.loss(p)), lr, p) for lr in MATRIX_LR_GRID for p in [train(plan(name), lr)]]
+        loss, lr, params = min(scored, key=lambda r: r[0] if np.isfinite(r[0]) else np.inf)
+        label = name if name in ("AdamW", "Adafactor") else f"{name} + AdamW"
+        results[name] = (lr, loss, float(mlp.accuracy(params)))
+        print(f"  {label:<20} {lr:9.0e} {loss:11.3e} {results[name][2]:14.3f} "
+              f"{time.perf_counter() - start:7.1f}s")
+    return results
+
+
 def write_figures(directory, runs, curves):
     from . import plotting
 
@@ -248,6 +303,7 @@ def main(argv=None):
     print_comparison(rows, args.steps)
     curves = demo_schedules(args.steps, args.seed)
     demo_clipping(min(args.steps, 300), args.seed)
+    demo_matrix_optimizers(max(1, args.steps // 40), args.seed)
     if args.figures:
         try:
             written = write_figures(args.figures, runs, curves)

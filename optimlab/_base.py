@@ -225,11 +225,16 @@ class Optimizer:
     * ``rule(theta, g, state, scratch, t, h)``: the arithmetic, in place, on arrays of one shape.
       ``h`` is the group (its hyperparameters by name), ``t`` the step count after increment (first step: 1),
       ``scratch`` two temporaries shaped like ``theta``. It must be elementwise: it may be called on chunks.
+
+    A rule that is not elementwise (a matrix preconditioner, Newton–Schulz) sets ``elementwise = False``: each
+    parameter is then its own unit, never flattened with others nor chunked; its state arrays may have other
+    shapes than the parameter's (``state_shape``), and ``decay = None`` leaves weight decay to the rule.
     """
 
     hyper: dict = {}
-    decay: str = "l2"
+    decay: str | None = "l2"
     scratch_count = 2
+    elementwise = True
 
     def __init__(self, params, **hyperparameters):
         name = type(self).__name__
@@ -318,7 +323,7 @@ class Optimizer:
     def _make_units(self, group, first):
         params = group["params"]
         indices = list(range(first, first + len(params)))
-        span = _span(params) if len(params) > 1 else None
+        span = _span(params) if len(params) > 1 and self.elementwise else None
         if span is not None:
             units = [_Unit(span, indices, list(params), flat=True)]
         else:
@@ -329,8 +334,8 @@ class Optimizer:
 
     def _init_state(self, unit, group):
         unit.state = {"step": 0}
-        for key in self.state_arrays(group):
-            unit.state[key] = np.zeros(unit.theta.shape, unit.theta.dtype)
+        for key in self._arrays_of(group, unit.theta.shape):
+            unit.state[key] = np.zeros(self.state_shape(key, unit.theta.shape), unit.theta.dtype)
         self._init_scalar_state(unit.state, group)
 
     def _init_scalar_state(self, state, group):
@@ -338,6 +343,15 @@ class Optimizer:
 
     def state_arrays(self, group) -> list[str]:
         return []
+
+    def state_shape(self, key, shape) -> tuple | None:
+        """The shape of state array ``key`` for a parameter of ``shape`` (None: not kept for this parameter).
+        Elementwise rules keep every state array shaped like the parameter."""
+        return shape
+
+    def _arrays_of(self, group, shape) -> list[str]:
+        """The state arrays a parameter of ``shape`` keeps under ``group``'s options."""
+        return [key for key in self.state_arrays(group) if self.state_shape(key, shape) is not None]
 
     # -- validation --------------------------------------------------------------------------------------------
 
@@ -450,9 +464,9 @@ class Optimizer:
 
     def _complete_state(self, unit, group, checked):
         if unit.state_source is not checked:  # the group's options changed since this unit's last step
-            for key in self.state_arrays(group):
+            for key in self._arrays_of(group, unit.theta.shape):
                 if key not in unit.state:  # an option switched on mid-run (a scheduler turning momentum on)
-                    unit.state[key] = np.zeros(unit.theta.shape, unit.theta.dtype)
+                    unit.state[key] = np.zeros(self.state_shape(key, unit.theta.shape), unit.theta.dtype)
             unit.state_source = checked
 
     def _deflatten(self, gi):
@@ -492,7 +506,7 @@ class Optimizer:
         if extra:
             h = {**h, **extra}
         theta = unit.theta
-        if theta.size >= THREAD_MIN and theta.flags.c_contiguous and g.flags.c_contiguous:
+        if self.elementwise and theta.size >= THREAD_MIN and theta.flags.c_contiguous and g.flags.c_contiguous:
             self._chunked(unit, h, g.reshape(-1), t)
         else:
             if not isinstance(unit.scratch, tuple):
@@ -545,7 +559,7 @@ class Optimizer:
     def _apply(self, theta, g, state, scratch, t, h):
         """Shared preprocessing (maximize, weight decay), then the update rule."""
         gbuf = scratch[-1]
-        if h["maximize"]:
+        if h.get("maximize", False):
             g = np.negative(g, out=gbuf)
         wd = h.get("weight_decay", 0)
         if self.decay is not None and _nonzero(wd):
@@ -615,7 +629,7 @@ class Optimizer:
             # Extra keys are kept, as torch keeps them (schedulers add max_lr, base_momentum, ...), unless they
             # are another optimizer's hyperparameters.
             missing = set(self.hyper) - set(saved)
-            foreign = (set(saved) & _all_hyperparameters()) - set(self.hyper)
+            foreign = (set(saved) & _all_hyperparameters()) - set(self.hyper) - set(getattr(self, "GROUP_STATE", ()))
             if missing or foreign:
                 problem = f"lacks {sorted(missing)}" if missing else f"has {sorted(foreign)}"
                 raise ValueError(f"state_dict['param_groups'][{gi}] {problem} among its hyperparameters, unlike "
@@ -636,15 +650,16 @@ class Optimizer:
                                  f"which no parameter group lists")
             k = position[saved_id]
             gi = self._group_of(k)
-            expected = {"step", *self.state_arrays(new_groups[gi])} | set(self._scalar_state_names())
+            arrays = self._arrays_of(new_groups[gi], params[k].shape)
+            expected = {"step", *arrays} | set(self._scalar_state_names())
             if set(entry) != expected:
                 raise ValueError(f"state_dict['state'][{saved_id!r}] has keys {sorted(entry)}, expected "
                                  f"{sorted(expected)}: is it from another optimizer or other options?")
-            for key in self.state_arrays(new_groups[gi]):
-                a = entry[key]
-                if not isinstance(a, np.ndarray) or a.shape != params[k].shape:
+            for key in arrays:
+                a, shape = entry[key], self.state_shape(key, params[k].shape)
+                if not isinstance(a, np.ndarray) or a.shape != shape:
                     raise ValueError(f"state_dict['state'][{saved_id!r}]['{key}'] has shape {np.shape(a)}, "
-                                     f"but parameter {k} has shape {params[k].shape}")
+                                     f"expected {shape} for parameter {k} of shape {params[k].shape}")
             step = entry["step"]
             if not isinstance(step, numbers.Integral) or step < 0:
                 raise ValueError(f"state_dict['state'][{saved_id!r}]['step'] must be an integer >= 0, got {step!r}")
@@ -803,7 +818,7 @@ def flatten_state_dict(state_dict: dict) -> dict:
                 put(f"{prefix}/{k}", v)
         elif isinstance(value, list):
             flat[f"{prefix}/__list__"] = np.asarray(value)
-        elif value is None:   # a hyperparameter left to its default rule (Prodigy's beta3)
+        elif value is None:   # None (Prodigy's beta3, Muon's adjust_lr_fn, Adafactor's eps[0]): no object arrays
             flat[f"{prefix}/__none__"] = np.asarray(0)
         else:
             flat[prefix] = np.asarray(value)
@@ -832,10 +847,10 @@ def unflatten_state_dict(flat) -> dict:
     def build(node):
         if isinstance(node, np.ndarray):
             return node.item() if node.ndim == 0 else node
-        if "__list__" in node:
-            return node["__list__"].tolist()
         if "__none__" in node:
             return None
+        if "__list__" in node:
+            return node["__list__"].tolist()
         if "__tuple__" in node:
             return tuple(build(node[str(k)]) for k in range(int(node["__tuple__"])))
         return {k: build(v) for k, v in node.items()}

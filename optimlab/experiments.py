@@ -225,6 +225,10 @@ def run(problem, optimizer="SGD", *, steps=100, x0=None, schedule=None, clip_nor
     if start.shape[-1:] != (problem.dim,):
         raise ValueError(f"x0 must have shape (..., {problem.dim}) for {problem.name}, got {start.shape}")
     x = start.copy()
+    if x.ndim > 1 and not optimizer_class(optimizer)[0].elementwise:
+        raise ValueError(f"optimizer {getattr(optimizer, '__name__', optimizer)!r} preconditions whole matrices, so "
+                         f"it would mix the runs of a batch of starting points of shape {x.shape} (one run per "
+                         f"row): give it one starting point, or a network's weight matrices (optimlab.matrix)")
     opt = make_optimizer(optimizer, [x], **hyperparameters)
     base_lr = opt.param_groups[0]["lr"]
     rng = np.random.default_rng(seed)

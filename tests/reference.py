@@ -15,6 +15,7 @@ WHY = {
     "sophia_opt": "sophia-opt (requirements-dev.txt) packages the authors' SophiaG, the reference for Sophia",
     "schedulefree": "schedulefree (requirements-dev.txt) is the authors' Schedule-Free SGD and AdamW, their reference",
     "prodigyopt": "prodigyopt (requirements-dev.txt) is the authors' Prodigy, its reference",
+    "pytorch_optimizer": "pytorch-optimizer (requirements-dev.txt) is the reference for Shampoo and SOAP",
 }
 
 

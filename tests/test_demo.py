@@ -19,6 +19,8 @@ def test_demo_prints_the_comparison_schedules_and_clipping(capsys):
         assert name in out
     assert "warmup + cosine" in out and "WSD" in out and "one-cycle" in out
     assert "global norm 1.0" in out and "value 0.5" in out
+    for name in ("Muon + AdamW", "Shampoo + AdamW", "SOAP + AdamW", "Adafactor", "test accuracy"):
+        assert name in out
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,265 @@
+"""Unit tests of the matrix optimizers (optimlab.matrix) that need no reference library: bad input is named and
+changes nothing, state dicts resume bit for bit, float32 stays float32, Muon/Shampoo/SOAP take matrices only,
+and what each rule promises on its own (Newton–Schulz orthogonalises, Shampoo's step is L^-1/4 g R^-1/4)."""
+
+import re
+
+import numpy as np
+import pytest
+
+import optimlab as ol
+from tests.test_optimizers import ROUNDTRIPS, assert_same, assert_unchanged, snapshot
+
+NAMES = ["Muon", "Adafactor", "Shampoo", "SOAP"]
+OPTIONS = {
+    "Muon": dict(lr=0.02, weight_decay=0.01, momentum=0.9),
+    "Adafactor": dict(lr=0.05, weight_decay=0.01, d=2.0),
+    "Shampoo": dict(lr=0.05, eps=1e-3, weight_decay=0.01, precondition_frequency=2),
+    "SOAP": dict(lr=0.01, betas=(0.9, 0.95), weight_decay=0.01, precondition_frequency=2),
+}
+SECOND = {
+    "Muon": dict(lr=0.01, nesterov=False, adjust_lr_fn="match_rms_adamw"),
+    "Adafactor": dict(lr=0.02, maximize=True, eps=(1e-20, 1e-3)),
+    "Shampoo": dict(lr=0.02, maximize=True),
+    "SOAP": dict(lr=0.02, shampoo_beta=0.9, maximize=True),
+}
+SHAPES = {name: [(3, 4), (5, 2), (4, 4)] for name in NAMES}
+SHAPES["Adafactor"] = [(3, 4), (5,), (2, 3, 2)]
+
+
+def make(name, params, dtype=np.float64):
+    return getattr(ol, name)([{"params": params[:1]}, {"params": params[1:], **SECOND[name]}], **OPTIONS[name])
+
+
+def stream(seed, shapes, steps, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
+
+
+def fresh(name, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(dtype) for s in SHAPES[name]]
+
+
+@pytest.mark.parametrize("how", list(ROUNDTRIPS))
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_resumes_bit_for_bit(name, how, tmp_path):
+    params = fresh(name)
+    opt = make(name, params)
+    grads = stream(1, SHAPES[name], 10)
+    for g in grads[:5]:
+        opt.step(g)
+    copies = [p.copy() for p in params]
+    other = make(name, copies)
+    other.load_state_dict(ROUNDTRIPS[how](opt.state_dict(), tmp_path))
+    for g in grads[5:]:
+        opt.step(g)
+        other.step(g)
+    for p, q in zip(params, copies):
+        assert np.array_equal(p, q)
+    assert_same(other.state_dict(), opt.state_dict())
+
+
+def test_state_arrays_have_the_shapes_of_their_matrices():
+    m, n = 5, 3
+    assert {k: v.shape for k, v in ol.SOAP([np.zeros((m, n))]).state[0].items() if k != "step"} == {
+        "exp_avg": (m, n), "exp_avg_sq": (m, n), "L": (m, m), "R": (n, n), "Q_L": (m, m), "Q_R": (n, n)}
+    assert {k: v.shape for k, v in ol.Shampoo([np.zeros((m, n))]).state[0].items() if k != "step"} == {
+        "L": (m, m), "R": (n, n), "L_inv_root": (m, m), "R_inv_root": (n, n)}
+    state = ol.Adafactor([np.zeros((2, m, n)), np.zeros(7)]).state
+    assert {k: v.shape for k, v in state[0].items() if k != "step"} == {"row_var": (2, m, 1), "col_var": (2, 1, n)}
+    assert {k: v.shape for k, v in state[1].items() if k != "step"} == {"variance": (7,)}
+
+
+def test_a_state_dict_with_wrong_matrix_shapes_is_refused_and_changes_nothing():
+    params = [np.ones((3, 4))]
+    opt = ol.Shampoo(params, lr=0.1)
+    opt.step([np.ones((3, 4))])
+    sd = opt.state_dict()
+    sd["state"][0]["L"] = np.zeros((4, 4))
+    before = snapshot(opt, params)
+    with pytest.raises(ValueError, match=r"\['L'\] has shape \(4, 4\), expected \(3, 3\)"):
+        opt.load_state_dict(sd)
+    assert_unchanged(opt, params, before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_stays_float32(name):
+    params = fresh(name, dtype=np.float32)
+    opt = make(name, params)
+    for g in stream(2, SHAPES[name], 6, np.float32):
+        opt.step(g)
+    assert all(p.dtype == np.float32 and np.all(np.isfinite(p)) for p in params)
+    for entry in opt.state.values():
+        for key, value in entry.items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == np.float32, key
+
+
+@pytest.mark.parametrize("name", ["Muon", "Shampoo", "SOAP"])
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])
+def test_matrix_only_optimizers_refuse_other_shapes(name, shape):
+    with pytest.raises(ValueError, match=re.escape(f"params[1] has shape {shape}: {name} updates 2-D matrices only")):
+        getattr(ol, name)([np.zeros((2, 2)), np.zeros(shape)])
+    opt = getattr(ol, name)([np.zeros((2, 2))])
+    before = snapshot(opt, opt.param_groups[0]["params"])
+    with pytest.raises(ValueError, match=re.escape(f"param_groups[1]['params'][0] has shape {shape}")):
+        opt.add_param_group({"params": [np.zeros(shape)]})
+    assert len(opt.param_groups) == 1
+    assert_unchanged(opt, opt.param_groups[0]["params"], before)
+
+
+BAD = [
+    ("Muon", dict(lr=-1.0), ValueError, ["lr", "-1.0"]),
+    ("Muon", dict(momentum=1.5), ValueError, ["momentum", "1.5"]),
+    ("Muon", dict(momentum=np.array([0.9])), ValueError, ["momentum", "cannot be an array"]),
+    ("Muon", dict(ns_steps=100), ValueError, ["ns_steps", "100"]),
+    ("Muon", dict(ns_steps=2.5), ValueError, ["ns_steps", "2.5"]),
+    ("Muon", dict(ns_coefficients=(1.0, 2.0)), ValueError, ["ns_coefficients", "(1.0, 2.0)"]),
+    ("Muon", dict(adjust_lr_fn="rms"), ValueError, ["adjust_lr_fn", "'rms'"]),
+    ("Muon", dict(nesterov=1), ValueError, ["nesterov", "1"]),
+    ("Muon", dict(eps=-1e-7), ValueError, ["eps", "-1e-07"]),
+    ("Adafactor", dict(beta2_decay=0.5), ValueError, ["beta2_decay", "0.5"]),
+    ("Adafactor", dict(d=0.5), ValueError, ["d", "0.5"]),
+    ("Adafactor", dict(eps=(-1.0, 1e-3)), ValueError, ["eps", "-1.0"]),
+    ("Adafactor", dict(eps=1e-3), ValueError, ["eps", "0.001"]),
+    ("Adafactor", dict(weight_decay=float("nan")), ValueError, ["weight_decay", "nan"]),
+    ("Shampoo", dict(eps=0.0), ValueError, ["eps", "0.0"]),
+    ("Shampoo", dict(precondition_frequency=0), ValueError, ["precondition_frequency", "0"]),
+    ("SOAP", dict(betas=(0.9, 1.0)), ValueError, ["betas", "1.0"]),
+    ("SOAP", dict(betas=(np.array([0.9]), 0.9)), ValueError, ["betas"]),
+    ("SOAP", dict(shampoo_beta=1.0), ValueError, ["shampoo_beta", "1.0"]),
+    ("SOAP", dict(lr="fast"), TypeError, ["lr", "'fast'"]),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, error, words", BAD, ids=[f"{n}-{sorted(k)[0]}" for n, k, _, _ in BAD])
+def test_invalid_hyperparameters_are_named_with_their_value(name, kwargs, error, words):
+    with pytest.raises(error) as info:
+        getattr(ol, name)([np.zeros((2, 3))], **kwargs)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_step_that_raises_changes_nothing(name):
+    """A bad gradient (shape, dtype, count) or a hyperparameter made invalid between steps: the step raises,
+    naming it, and parameters and state are exactly as before."""
+    params = fresh(name)
+    opt = make(name, params)
+    good = stream(3, SHAPES[name], 3)
+    opt.step(good[0])
+    before = snapshot(opt, params)
+    wrong_shape = [g.copy() for g in good[1]]
+    wrong_shape[1] = np.zeros((7, 7))
+    wrong_dtype = [g.copy() for g in good[1]]
+    wrong_dtype[2] = wrong_dtype[2].astype(np.float32)
+    for grads, error, words in [(wrong_shape, ValueError, "grads[1] has shape (7, 7)"),
+                                (wrong_dtype, TypeError, "grads[2] has dtype float32"),
+                                (good[1][:2], ValueError, "expected 3, got 2")]:
+        with pytest.raises(error, match=re.escape(words)):
+            opt.step(grads)
+        assert_unchanged(opt, params, before)
+    opt.param_groups[1]["lr"] = -0.5
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['lr'\].*-0.5"):
+        opt.step(good[1])
+    assert all(np.array_equal(p, q) for p, q in zip(params, before[0]))
+    assert_same(opt.state_dict()["state"], before[1]["state"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_array_learning_rates_scale_the_update_elementwise(name):
+    """lr and weight_decay may be arrays broadcasting against a parameter: each row moves as it does with its own
+    scalar rate. Muon's, Shampoo's and SOAP's directions depend on the gradients only, so this holds at every
+    step; Adafactor's step size depends on RMS(θ) over the whole matrix, so only for the first step."""
+    shape = (3, 4)
+    lrs, wds = np.array([[0.01], [0.02], [0.03]]), np.array([[0.0], [0.1], [0.01]])
+    if name == "Shampoo":   # its weight decay is L2: λθ joins g in L and R, which then depend on θ (and η)
+        wds = 0.0
+    theta = np.random.default_rng(5).standard_normal(shape)
+    runs = [theta.copy() for _ in range(3)]
+    kwargs = {k: v for k, v in OPTIONS[name].items() if k not in ("lr", "weight_decay")}
+    opt = getattr(ol, name)([theta], lr=lrs, weight_decay=wds, **kwargs)
+    alone = [getattr(ol, name)([runs[i]], lr=float(lrs[i, 0]), weight_decay=float(np.ravel(wds)[i % np.size(wds)]),
+                            **kwargs)
+             for i in range(3)]
+    for g in stream(6, [shape], 1 if name == "Adafactor" else 6):
+        opt.step(g)
+        for o in alone:
+            o.step([g[0].copy()])
+    for i in range(3):
+        np.testing.assert_allclose(theta[i], runs[i][i], rtol=1e-13, atol=1e-15)
+    assert not np.allclose(theta[0], runs[1][0])
+
+
+def test_newton_schulz_orthogonalises():
+    """NS₅ maps the singular values of any full-rank matrix into about [0.7, 1.2] and keeps its singular
+    vectors: the orientation (wide or tall) does not matter."""
+    rng = np.random.default_rng(8)
+    for shape in [(4, 9), (9, 4), (6, 6)]:
+        x = rng.standard_normal(shape) @ np.diag(np.logspace(0, 2, shape[1]))
+        O = ol.matrix.newton_schulz(x)
+        s = np.linalg.svd(O, compute_uv=False)
+        assert 0.6 < s.min() and s.max() < 1.25, s
+        U, _, Vt = np.linalg.svd(x, full_matrices=False)
+        np.testing.assert_allclose(U.T @ O @ Vt.T, np.diag(np.diag(U.T @ O @ Vt.T)), atol=1e-10)
+
+
+def test_shampoo_first_step_is_the_inverse_fourth_roots_of_g():
+    """Step 1: L = εI + ggᵀ, R = εI + gᵀg, θ₁ = θ₀ − η L^{-1/4} g R^{-1/4}; for ε → 0 that is η UVᵀ (g = USVᵀ)."""
+    rng = np.random.default_rng(9)
+    g = rng.standard_normal((4, 3))
+    theta = np.zeros((4, 3))
+    ol.Shampoo([theta], lr=1.0, eps=1e-12).step([g])
+    U, _, Vt = np.linalg.svd(g, full_matrices=False)
+    np.testing.assert_allclose(-theta, U @ Vt, atol=1e-5)
+
+
+def test_soap_with_identity_basis_is_adam():
+    """With precondition_frequency beyond the run and a diagonal first gradient, Q_L = Q_R = I (up to order and
+    sign, which cancel): SOAP is then Adam (from step 2, with the bias corrections of step t − 1)."""
+    g0 = np.diag([3.0, 2.0, 1.0])
+    theta = np.zeros((3, 3))
+    opt = ol.SOAP([theta], lr=0.1, betas=(0.9, 0.99), eps=0.0, weight_decay=0.0, precondition_frequency=1000)
+    opt.step([g0])
+    ref = np.zeros((3, 3))
+    adam = ol.Adam([ref], lr=0.1, betas=(0.9, 0.99), eps=0.0)
+    for g in stream(10, [(3, 3)], 5):
+        opt.step(g)
+        adam.step(g)
+    np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_runs_and_sweeps_refuse_matrix_optimizers_that_would_mix_their_runs():
+    """A batch of B runs is one (B, d) array to optimlab.experiments; a matrix rule would precondition across the
+    runs. Adafactor on one starting point (a vector) is fine."""
+    from optimlab import experiments as ex
+    from optimlab.problems import Ravine
+
+    with pytest.raises(ValueError, match=re.escape("'Adafactor' preconditions whole matrices")):
+        ex.sweep(Ravine(condition_number=10.0), ol.Adafactor, lr=[0.01, 0.1], steps=5)
+    with pytest.raises(ValueError, match=re.escape("'Muon' preconditions whole matrices")):
+        ex.run(Ravine(condition_number=10.0), ol.Muon, x0=np.ones((3, 2)), steps=5)
+    trajectory = ex.run(Ravine(condition_number=10.0), ol.Adafactor, lr=0.1, steps=20)
+    assert trajectory.final_loss < trajectory.losses[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_none_gradient_skips_the_parameter_entirely(name):
+    """A parameter whose gradient is None at a step keeps its values and state, and its step count (SOAP's bias
+    corrections count the parameter's own steps, as the authors' code does): afterwards it follows exactly an
+    optimizer that never saw that step."""
+    params = fresh(name)
+    opt = make(name, params)
+    alone = [p.copy() for p in params[1:2]]
+    solo = getattr(ol, name)([{"params": [np.zeros((1, 1)) if name != "Adafactor" else np.zeros(1)]},
+                              {"params": alone, **SECOND[name]}], **OPTIONS[name])
+    for t, grads in enumerate(stream(11, SHAPES[name], 8)):
+        if t in (2, 5):
+            grads[1] = None
+        opt.step(grads)
+        if grads[1] is not None:
+            solo.step([None, grads[1].copy()])
+    assert np.array_equal(params[1], alone[0])
+    assert opt.state[1]["step"] == 6
+
