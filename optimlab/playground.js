@@ -415,8 +415,306 @@
     return path.map(([x, y]) => p.loss(x, y));
   }
 
+
+  // ------------------------------------------------------------------------------------- the interactive figure
+  // mount(root, config) fills `root` (it holds a static picture until then) with the controls and two canvases.
+  // config: {problem, condition_number, angle, steps, schedule, x0, slots: [{optimizer, hyper}], styles, lrs}
+  // (written by optimlab.widgets.playground). Every change recomputes the paths and redraws at once.
+
+  const KNOBS = {                 // the sliders each optimizer shows: [key, label, kind]
+    SGD: [["lr", "learning rate η", "log"]],
+    Momentum: [["lr", "learning rate η", "log"], ["momentum", "momentum β", "beta"]],
+    Adagrad: [["lr", "learning rate η", "log"]],
+    RMSprop: [["lr", "learning rate η", "log"], ["alpha", "decay α (β₂)", "beta2"]],
+    Adam: [["lr", "learning rate η", "log"], ["betas.0", "β₁", "beta"], ["betas.1", "β₂", "beta2"]],
+    Lion: [["lr", "learning rate η", "log"], ["betas.0", "β₁", "beta"], ["betas.1", "β₂", "beta2"]],
+    Sophia: [["lr", "learning rate η", "log"], ["betas.0", "β₁", "beta"], ["rho", "clip ρ", "log"]],
+  };
+  KNOBS.Nesterov = KNOBS.Momentum;
+  for (const n of ["AdamW", "Adamax", "NAdam", "RAdam"]) KNOBS[n] = KNOBS.Adam;
+  const RANGES = {log: [-5, 0.5], rho: [-3, 1]};
+
+  const fmt = {                   // values at the precision that matters
+    log: v => (v >= 0.01 ? Number(v.toPrecision(3)).toString() : v.toExponential(2).replace("e", "e")),
+    beta: v => v.toFixed(3),
+    beta2: v => v.toFixed(Math.max(2, Math.ceil(-Math.log10(Math.max(1 - v, 1e-9))) + 1)),
+  };
+  // slider position (0..1000) <-> value
+  const scale = {
+    log: (key) => { const [a, b] = key === "rho" ? RANGES.rho : RANGES.log;
+      return {to: u => 10 ** (a + (b - a) * u / 1000), from: v => Math.round(1000 * (Math.log10(v) - a) / (b - a))}; },
+    beta: () => ({to: u => 0.999 * u / 1000, from: v => Math.round(1000 * v / 0.999)}),
+    beta2: () => ({to: u => 1 - 10 ** (-0.3 - 3.7 * u / 1000), from: v => Math.round(1000 * (-Math.log10(1 - v) - 0.3) / 3.7)}),
+  };
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+    }
+    for (const c of children) e.append(c);
+    return e;
+  }
+
+  function getKnob(h, key) { const [a, i] = key.split("."); return i === undefined ? h[a] : h[a][Number(i)]; }
+  function setKnob(h, key, v) { const [a, i] = key.split("."); if (i === undefined) h[a] = v; else h[a][Number(i)] = v; }
+
+  function marker(ctx, shape, x, y, r) {
+    ctx.beginPath();
+    const poly = (n, rot, rr = r) => { for (let k = 0; k <= n; k++) { const a = rot + 2 * Math.PI * k / n; ctx.lineTo(x + rr * Math.cos(a), y + rr * Math.sin(a)); } };
+    if (shape === "o") ctx.arc(x, y, r, 0, 2 * Math.PI);
+    else if (shape === "s") poly(4, Math.PI / 4, r * 1.2);
+    else if (shape === "D") poly(4, 0, r * 1.3);
+    else if (shape === "^") poly(3, -Math.PI / 2, r * 1.3);
+    else if (shape === "v") poly(3, Math.PI / 2, r * 1.3);
+    else if (shape === "<") poly(3, Math.PI, r * 1.3);
+    else if (shape === ">") poly(3, 0, r * 1.3);
+    else if (shape === "h") poly(6, Math.PI / 2, r * 1.2);
+    else if (shape === "*" || shape === "P" || shape === "X") {
+      const n = shape === "*" ? 5 : 4, rot = shape === "X" ? Math.PI / 4 : -Math.PI / 2;
+      for (let k = 0; k <= 2 * n; k++) { const a = rot + Math.PI * k / n, rr = k % 2 ? r * 0.55 : r * 1.4; ctx.lineTo(x + rr * Math.cos(a), y + rr * Math.sin(a)); }
+    } else ctx.arc(x, y, r, 0, 2 * Math.PI);
+    ctx.closePath();
+  }
+
+  function mount(root, config) {
+    const live = root.querySelector(".olp-live"), still = root.querySelector(".olp-static");
+    const styles = config.styles, lrs = config.lrs;
+    const state = {
+      problem: config.problem, condition_number: config.condition_number, angle: config.angle,
+      steps: config.steps, schedule: config.schedule, x0: config.x0 ? config.x0.slice() : null,
+      slots: [0, 1, 2].map(i => {
+        const s = config.slots[i];
+        return s ? {optimizer: s.optimizer, hyper: {...defaultsFor(s.optimizer, config.problem), ...clone(s.hyper)}} : {optimizer: "", hyper: {}};
+      }),
+    };
+    function clone(h) { return JSON.parse(JSON.stringify(h || {})); }
+    function defaultsFor(name, prob) {
+      const d = clone(OPTIMIZERS[name].defaults);
+      d.lr = (lrs[prob] && lrs[prob][name]) || d.lr;
+      return d;
+    }
+    const uid = root.id;
+    const field = (label, control, out) => el("div", {class: "olp-field"}, el("label", {for: control.id, text: label}), control, out || "");
+
+    // problem controls
+    const problemSelect = el("select", {id: uid + "-problem"});
+    for (const n of ["ravine", "rosenbrock", "beale", "saddle"]) problemSelect.append(el("option", {value: n, text: n}));
+    const kappa = el("input", {type: "range", id: uid + "-kappa", min: 0, max: 1000, "aria-label": "condition number κ"});
+    const kappaOut = el("output", {for: uid + "-kappa"});
+    const angle = el("input", {type: "range", id: uid + "-angle", min: -90, max: 90, step: 1, "aria-label": "angle of the valley"});
+    const angleOut = el("output", {for: uid + "-angle"});
+    const steps = el("input", {type: "range", id: uid + "-steps", min: 10, max: 1000, step: 10});
+    const stepsOut = el("output", {for: uid + "-steps"});
+    const sched = el("select", {id: uid + "-schedule"});
+    for (const [v, t] of [["constant", "constant"], ["cosine", "cosine"], ["warmup_cosine", "warm-up + cosine"]]) sched.append(el("option", {value: v, text: t}));
+    const ravineFields = el("div", {class: "olp-row"}, field("condition number κ", kappa, kappaOut), field("valley angle", angle, angleOut));
+    const reset = el("button", {type: "button", text: "reset start"});
+    const top = el("div", {class: "olp-row"}, field("problem", problemSelect), field("steps", steps, stepsOut),
+      field("learning-rate schedule", sched), reset);
+    const slotBox = el("div", {class: "olp-slots"});
+    const plot = el("canvas", {width: 480, height: 360, class: "olp-plot", tabindex: 0, role: "img"});
+    const lossPlot = el("canvas", {width: 480, height: 200, class: "olp-loss", role: "img"});
+    const readout = el("p", {class: "olp-readout", "aria-live": "polite"});
+    const hint = el("p", {class: "olp-hint", text: "Drag the start point (or focus the plot and use the arrow keys); every change redraws at once."});
+    live.append(top, ravineFields, slotBox, el("div", {class: "olp-plots"}, plot, lossPlot), readout, hint);
+
+    function slotControls(i) {
+      const slot = state.slots[i], box = el("fieldset", {class: "olp-slot"});
+      const select = el("select", {id: `${uid}-opt${i}`});
+      select.append(el("option", {value: "", text: "(none)"}));
+      for (const n of Object.keys(OPTIMIZERS)) select.append(el("option", {value: n, text: n}));
+      select.value = slot.optimizer;
+      const swatch = el("span", {class: "olp-swatch", "aria-hidden": "true"});
+      if (slot.optimizer) swatch.style.background = styles[slot.optimizer].color;
+      box.append(el("legend", {}, swatch, el("label", {for: select.id, text: `optimizer ${i + 1} `}), select));
+      select.addEventListener("change", () => {
+        state.slots[i] = select.value ? {optimizer: select.value, hyper: defaultsFor(select.value, state.problem)} : {optimizer: "", hyper: {}};
+        buildSlots(); update();
+      });
+      for (const [key, label, kind] of (slot.optimizer ? KNOBS[slot.optimizer] : [])) {
+        const id = `${uid}-opt${i}-${key.replace(".", "")}`;
+        const sc = scale[kind](key), input = el("input", {type: "range", id, min: 0, max: 1000, step: 1});
+        const out = el("output", {for: id});
+        const format = key === "rho" ? fmt.log : fmt[kind];
+        input.value = sc.from(getKnob(slot.hyper, key));
+        out.textContent = format(getKnob(slot.hyper, key));
+        input.addEventListener("input", () => {
+          const v = sc.to(Number(input.value));
+          setKnob(slot.hyper, key, v); out.textContent = format(v);
+          input.setAttribute("aria-valuetext", out.textContent);
+          update();
+        });
+        input.setAttribute("aria-valuetext", out.textContent);
+        box.append(field(label, input, out));
+      }
+      return box;
+    }
+    function buildSlots() { slotBox.replaceChildren(...[0, 1, 2].map(slotControls)); }
+
+    let P = null, background = null, box = null, stars = null;
+    function problemSpec() { return {name: state.problem, condition_number: state.condition_number, angle: state.angle * Math.PI / 180}; }
+    function setProblem() {
+      P = problem(problemSpec());
+      box = P.bounds;
+      if (!state.x0) state.x0 = P.x0.slice();
+      ravineFields.hidden = state.problem !== "ravine";
+      background = drawBackground();
+      plot.setAttribute("aria-label", `contours of the ${state.problem} problem with the optimizers' paths; start at (${state.x0.map(v => v.toFixed(2)).join(", ")})`);
+    }
+    const toPx = (x, y) => [(x - box[0][0]) / (box[0][1] - box[0][0]) * plot.width, (box[1][1] - y) / (box[1][1] - box[1][0]) * plot.height];
+    const fromPx = (px, py) => [box[0][0] + px / plot.width * (box[0][1] - box[0][0]), box[1][1] - py / plot.height * (box[1][1] - box[1][0])];
+
+    function drawBackground() {
+      const W = plot.width, H = plot.height, z = new Float64Array(W * H);
+      let zmin = Infinity, zmax = -Infinity;
+      for (let j = 0; j < H; j++) for (let i = 0; i < W; i++) {
+        const [x, y] = fromPx(i + 0.5, j + 0.5), v = P.loss(x, y);
+        z[j * W + i] = v; if (v < zmin) zmin = v; if (v > zmax) zmax = v;
+      }
+      const n = 14, span = zmax - zmin, floor = span * 1e-4;     // levels spaced geometrically above the minimum
+      const levels = Array.from({length: n}, (_, k) => zmin + floor * (span / floor) ** (k / (n - 1)));
+      const band = new Uint8Array(W * H);
+      for (let k = 0; k < W * H; k++) { let b = 0; while (b < n && z[k] > levels[b]) b++; band[k] = b; }
+      const img = new ImageData(W, H);
+      for (let k = 0; k < W * H; k++) {
+        const i = k % W, edge = (i + 1 < W && band[k + 1] !== band[k]) || (k + W < W * H && band[k + W] !== band[k]);
+        const g = edge ? 150 : Math.round(255 - (255 - 205) * band[k] / n);   // plotting's greys
+        img.data.set([g, g, g, 255], 4 * k);
+      }
+      const off = document.createElement("canvas");
+      off.width = W; off.height = H; off.getContext("2d").putImageData(img, 0, 0);
+      return off;
+    }
+
+    function compute() {
+      const spec = problemSpec(), hyperOf = slot => ({...slot.hyper, schedule: state.schedule});
+      return state.slots.filter(s => s.optimizer).map(s => {
+        const path = run(s.optimizer, spec, hyperOf(s), state.x0, state.steps);
+        return {name: s.optimizer, path, losses: path.map(([x, y]) => P.loss(x, y) - P.fStar)};
+      });
+    }
+
+    function drawPaths(runs) {
+      const ctx = plot.getContext("2d");
+      ctx.drawImage(background, 0, 0);
+      ctx.save();
+      ctx.beginPath(); ctx.rect(0, 0, plot.width, plot.height); ctx.clip();
+      for (const r of runs) {
+        const st = styles[r.name];
+        ctx.strokeStyle = st.color; ctx.fillStyle = st.color; ctx.lineWidth = 2;
+        ctx.setLineDash(st.dash);
+        ctx.beginPath();
+        let last = null;
+        for (const [x, y] of r.path) {
+          if (!Number.isFinite(x) || !Number.isFinite(y) || Math.abs(x) > 1e6 || Math.abs(y) > 1e6) break;
+          const [px, py] = toPx(x, y); ctx.lineTo(px, py); last = [px, py];
+        }
+        ctx.stroke(); ctx.setLineDash([]);
+        const every = Math.max(1, Math.floor(r.path.length / 40));
+        for (let k = 0; k < r.path.length; k += every) {
+          const [x, y] = r.path[k]; if (!Number.isFinite(x + y)) break;
+          const [px, py] = toPx(x, y); marker(ctx, st.marker, px, py, 2.5); ctx.fill();
+        }
+        if (last) { marker(ctx, st.marker, last[0], last[1], 5.5); ctx.fill(); ctx.strokeStyle = "#fff"; ctx.lineWidth = 1; ctx.stroke(); }
+      }
+      const [sx, sy] = toPx(...state.x0);
+      ctx.beginPath(); ctx.arc(sx, sy, 7, 0, 2 * Math.PI); ctx.fillStyle = "#fff"; ctx.fill();
+      ctx.lineWidth = 2; ctx.strokeStyle = "#000"; ctx.stroke();
+      const [mx, my] = toPx(...P.xStar);
+      marker(ctx, "*", mx, my, 7); ctx.fillStyle = "#fff"; ctx.fill(); ctx.strokeStyle = "#000"; ctx.lineWidth = 1; ctx.stroke();
+      ctx.restore();
+    }
+
+    function drawLosses(runs) {
+      const ctx = lossPlot.getContext("2d"), W = lossPlot.width, H = lossPlot.height, left = 44, bottom = 22, pad = 8;
+      ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+      let lo = Infinity, hi = -Infinity;
+      for (const r of runs) for (const f of r.losses) if (f > 0 && Number.isFinite(f)) { lo = Math.min(lo, f); hi = Math.max(hi, f); }
+      if (!(lo < Infinity)) { lo = 1e-8; hi = 1; }
+      let a = Math.floor(Math.log10(Math.max(lo, 1e-16))), b = Math.ceil(Math.log10(hi));
+      if (b <= a) b = a + 1;
+      const X = k => left + (W - left - pad) * k / state.steps, Y = f => pad + (H - pad - bottom) * (b - Math.log10(Math.max(f, 1e-300))) / (b - a);
+      ctx.strokeStyle = "#e3e3e3"; ctx.lineWidth = 1; ctx.fillStyle = "#333"; ctx.font = "11px sans-serif";
+      const every = Math.max(1, Math.ceil((b - a) / 5));
+      for (let e = a; e <= b; e += every) {
+        ctx.beginPath(); ctx.moveTo(left, Y(10 ** e)); ctx.lineTo(W - pad, Y(10 ** e)); ctx.stroke();
+        ctx.fillText(`1e${e}`, 2, Y(10 ** e) + 4);
+      }
+      ctx.fillText("0", left - 3, H - 6); ctx.fillText(`step ${state.steps}`, W - pad - 60, H - 6);
+      ctx.fillText("f − f*", left + 4, pad + 10);
+      ctx.save(); ctx.beginPath(); ctx.rect(left, 0, W - left, H - bottom); ctx.clip();
+      for (const r of runs) {
+        const st = styles[r.name];
+        ctx.strokeStyle = st.color; ctx.lineWidth = 1.8; ctx.setLineDash(st.dash); ctx.beginPath();
+        r.losses.forEach((f, k) => { if (Number.isFinite(f)) ctx.lineTo(X(k), Y(f)); });
+        ctx.stroke();
+      }
+      ctx.restore(); ctx.setLineDash([]);
+    }
+
+    const instance = {lastUpdateMs: 0, updates: 0, state};
+    function update() {
+      const t0 = performance.now();
+      const runs = compute();
+      drawPaths(runs); drawLosses(runs);
+      instance.lastUpdateMs = performance.now() - t0; instance.updates += 1;
+      readout.textContent = runs.map(r => {
+        const f = r.losses[r.losses.length - 1];
+        return `${r.name}: f − f* = ${Number.isFinite(f) && Math.abs(f) < 1e12 ? f.toExponential(2) : "diverged"}`;
+      }).join("; ") + ` after ${state.steps} steps.`;
+      lossPlot.setAttribute("aria-label", "loss curves: " + readout.textContent);
+    }
+    instance.update = update;
+
+    function syncProblemControls() {
+      problemSelect.value = state.problem;
+      kappa.value = Math.round(1000 * Math.log10(state.condition_number) / 3);
+      kappaOut.textContent = Number(state.condition_number.toPrecision(3)).toString();
+      angle.value = state.angle; angleOut.textContent = `${state.angle}°`;
+      steps.value = state.steps; stepsOut.textContent = String(state.steps);
+      sched.value = state.schedule;
+    }
+    problemSelect.addEventListener("change", () => {
+      state.problem = problemSelect.value; state.x0 = null;
+      for (const s of state.slots) if (s.optimizer) s.hyper.lr = defaultsFor(s.optimizer, state.problem).lr;
+      buildSlots(); setProblem(); update();
+    });
+    kappa.addEventListener("input", () => {
+      state.condition_number = Number((10 ** (3 * kappa.value / 1000)).toPrecision(3));
+      kappaOut.textContent = String(state.condition_number); setProblem(); update();
+    });
+    angle.addEventListener("input", () => { state.angle = Number(angle.value); angleOut.textContent = `${state.angle}°`; state.x0 = null; setProblem(); update(); });
+    steps.addEventListener("input", () => { state.steps = Number(steps.value); stepsOut.textContent = steps.value; update(); });
+    sched.addEventListener("change", () => { state.schedule = sched.value; update(); });
+    reset.addEventListener("click", () => { state.x0 = P.x0.slice(); update(); });
+
+    let pending = null;
+    function moveTo(ev) {
+      const r = plot.getBoundingClientRect();
+      const p = fromPx((ev.clientX - r.left) * plot.width / r.width, (ev.clientY - r.top) * plot.height / r.height);
+      pending = p;
+      requestAnimationFrame(() => { if (pending) { state.x0 = pending; pending = null; update(); } });
+    }
+    plot.addEventListener("pointerdown", ev => { plot.setPointerCapture(ev.pointerId); moveTo(ev); ev.preventDefault(); });
+    plot.addEventListener("pointermove", ev => { if (plot.hasPointerCapture(ev.pointerId)) moveTo(ev); });
+    plot.addEventListener("keydown", ev => {
+      const d = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1]}[ev.key];
+      if (!d) return;
+      const f = ev.shiftKey ? 0.1 : 0.01;
+      state.x0 = [state.x0[0] + d[0] * f * (box[0][1] - box[0][0]), state.x0[1] + d[1] * f * (box[1][1] - box[1][0])];
+      ev.preventDefault(); update();
+    });
+
+    syncProblemControls(); buildSlots(); setProblem(); update();
+    if (still) still.hidden = true;
+    live.hidden = false;
+    root.optimlabPlayground = instance;
+    return instance;
+  }
+
   const api = {
-    run, losses, problem,
+    run, losses, problem, mount,
     optimizers: Object.keys(OPTIMIZERS),
     defaults: name => ({...OPTIMIZERS[optimizerName(name)].defaults}),
     problems: Object.keys(PROBLEMS),
