@@ -527,7 +527,7 @@
       select.value = slot.optimizer;
       const swatch = el("span", {class: "olp-swatch", "aria-hidden": "true"});
       if (slot.optimizer) swatch.style.background = styles[slot.optimizer].color;
-      box.append(el("legend", {}, swatch, el("label", {for: select.id, text: `optimizer ${i + 1} `}), select));
+      box.append(el("legend", {}, swatch, `optimizer ${i + 1}`), field("method", select));
       select.addEventListener("change", () => {
         state.slots[i] = select.value ? {optimizer: select.value, hyper: defaultsFor(select.value, state.problem)} : {optimizer: "", hyper: {}};
         buildSlots(); update();

@@ -314,14 +314,14 @@ PLAYGROUND_PROBLEMS = ("ravine", "rosenbrock", "beale", "saddle")
 PLAYGROUND_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # The learning rate each optimizer starts with on each problem: a path that shows the optimizer's character.
 _PLAYGROUND_LRS = {
-    "ravine": {"SGD": 1.5, "Momentum": 0.3, "Nesterov": 0.3, "Adagrad": 0.5, "RMSprop": 0.05, "Adam": 0.1,
-               "AdamW": 0.1, "Adamax": 0.2, "NAdam": 0.1, "RAdam": 0.1, "Lion": 0.02, "Sophia": 0.05},
-    "rosenbrock": {"SGD": 1e-3, "Momentum": 5e-4, "Nesterov": 5e-4, "Adagrad": 0.5, "RMSprop": 0.01, "Adam": 0.05,
-                   "AdamW": 0.05, "Adamax": 0.05, "NAdam": 0.05, "RAdam": 0.05, "Lion": 0.01, "Sophia": 0.02},
-    "beale": {"SGD": 5e-3, "Momentum": 1e-3, "Nesterov": 1e-3, "Adagrad": 0.5, "RMSprop": 0.01, "Adam": 0.05,
-              "AdamW": 0.05, "Adamax": 0.05, "NAdam": 0.05, "RAdam": 0.05, "Lion": 0.01, "Sophia": 0.02},
-    "saddle": {"SGD": 0.1, "Momentum": 0.05, "Nesterov": 0.05, "Adagrad": 0.5, "RMSprop": 0.01, "Adam": 0.05,
-               "AdamW": 0.05, "Adamax": 0.05, "NAdam": 0.05, "RAdam": 0.05, "Lion": 0.01, "Sophia": 0.02},
+    "ravine": {"SGD": 1.5, "Momentum": 0.3, "Nesterov": 0.3, "Adagrad": 1.0, "RMSprop": 0.1, "Adam": 0.1,
+               "AdamW": 0.1, "Adamax": 0.1, "NAdam": 0.1, "RAdam": 0.3, "Lion": 0.03, "Sophia": 0.03},
+    "rosenbrock": {"SGD": 1e-3, "Momentum": 1e-3, "Nesterov": 1e-3, "Adagrad": 1.0, "RMSprop": 0.1, "Adam": 0.3,
+                   "AdamW": 0.3, "Adamax": 1.0, "NAdam": 0.1, "RAdam": 3e-4, "Lion": 0.03, "Sophia": 0.03},
+    "beale": {"SGD": 1e-2, "Momentum": 1e-3, "Nesterov": 1e-3, "Adagrad": 1.0, "RMSprop": 0.1, "Adam": 0.3,
+              "AdamW": 0.1, "Adamax": 1.0, "NAdam": 0.3, "RAdam": 3e-3, "Lion": 0.03, "Sophia": 0.1},
+    "saddle": {"SGD": 0.1, "Momentum": 0.03, "Nesterov": 0.03, "Adagrad": 0.3, "RMSprop": 0.03, "Adam": 0.03,
+               "AdamW": 0.03, "Adamax": 0.1, "NAdam": 0.03, "RAdam": 0.1, "Lion": 0.01, "Sophia": 0.03},
 }
 _DASHES = {"-": [], "--": [6, 4], "-.": [6, 3, 1.5, 3], ":": [1.5, 3]}
 _playground_count = 0
@@ -427,10 +427,12 @@ _PLAYGROUND_CSS = """
 .olp input[type=range]{width:100%;min-height:24px}
 .olp select,.olp button{font:inherit;min-height:28px}
 .olp-slot{flex:1 1 200px;min-width:0;border:1px solid #ccc;border-radius:4px;padding:2px 8px 6px}
-.olp-slot legend{font-size:13px}
+.olp-slot legend{font-size:13px;font-weight:600}
+.olp-slot select{width:100%}
 .olp-swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
 .olp-plots{display:flex;flex-wrap:wrap;gap:8px}
-.olp-plots canvas{width:100%;max-width:480px;height:auto;border:1px solid #ddd;touch-action:none}
+.olp-plots canvas{flex:1 1 300px;min-width:0;width:100%;max-width:480px;height:auto;border:1px solid #ddd}
+.olp-plot{touch-action:none}
 .olp-plot:focus{outline:2px solid #0072B2}
 .olp-readout{font-variant-numeric:tabular-nums;margin:4px 0}
 .olp-hint,.olp-static p{font-size:12px;color:#555;margin:2px 0}
@@ -544,8 +546,8 @@ def playground(problem: str = "rosenbrock", optimizers: Sequence[str] = ("SGD", 
     text = (
         f'<div class="olp" id="{uid}"><style>{_PLAYGROUND_CSS}</style>'
         f'<div class="olp-static"><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}">'
-        '<p>A picture of the playground\'s first setting. To make it live, run this cell in a trusted notebook '
-        '(in Jupyter: File, Trust Notebook), or open the course\'s web book.</p></div>'
+        '<p>A still picture of the first setting. To make it live, run this cell (Jupyter shows a saved '
+        'notebook\'s outputs without their scripts until they run), or open the course\'s web book.</p></div>'
         '<div class="olp-live" hidden></div>'
         f'<script type="module">\n{script}\nglobalThis.optimlabPlayground.mount(document.getElementById("{uid}"), '
         f'{config_js});\n</script></div>'

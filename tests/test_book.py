@@ -617,8 +617,9 @@ def test_playground_redraws_on_slider_and_drag(playground_page):
 def test_playground_fits_a_phone(browser, server):
     if not (HTML / PLAYGROUND_PAGE).exists():
         _unavailable(f"no {PLAYGROUND_PAGE} in {HTML}: run `make book` first")
-    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page = browser.new_page()
     try:
+        page.set_viewport_size({"width": 390, "height": 844})
         page.goto(urljoin(server, PLAYGROUND_PAGE), wait_until="load")
         page.wait_for_function(LIVE)
         wide = page.evaluate("""() => [...document.querySelectorAll('.olp, .olp *')]

@@ -305,7 +305,7 @@ def test_html_is_deterministic_small_and_self_contained():
     assert JS.read_text(encoding="utf-8") in first                      # the module, inline
     assert not re.search(r"""(src|href)=["'](?!data:)""", first)        # nothing fetched: no network
     assert re.search(r'<img src="data:image/png;base64,[^"]+" alt="ravine: paths of SGD, Momentum, Sophia', first)
-    assert "To make it live" in first
+    assert "To make it live, run this cell" in first
     other = _fresh("ravine", ("SGD", "Momentum", "Sophia"), condition_number=50, angle=30, steps=400)
     assert re.search(r'id="(olp-[0-9a-f]+-1)"', first)[1] != re.search(r'id="(olp-[0-9a-f]+-1)"', other)[1]
 
