@@ -432,7 +432,7 @@
   };
   KNOBS.Nesterov = KNOBS.Momentum;
   for (const n of ["AdamW", "Adamax", "NAdam", "RAdam"]) KNOBS[n] = KNOBS.Adam;
-  const RANGES = {log: [-5, 0.5], rho: [-3, 1]};
+  const RANGES = {log: [-5, 1], rho: [-3, 1]};
 
   const fmt = {                   // values at the precision that matters
     log: v => (v >= 0.01 ? Number(v.toPrecision(3)).toString() : v.toExponential(2).replace("e", "e")),
