@@ -430,7 +430,7 @@ _PLAYGROUND_CSS = """
 .olp-slot legend{font-size:13px;font-weight:600}
 .olp-slot select{width:100%}
 .olp-swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
-.olp-plots{display:flex;flex-wrap:wrap;gap:8px}
+.olp-plots{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
 .olp-plots canvas{flex:1 1 300px;min-width:0;width:100%;max-width:480px;height:auto;border:1px solid #ddd}
 .olp-plot{touch-action:none}
 .olp-plot:focus{outline:2px solid #0072B2}
