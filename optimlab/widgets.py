@@ -19,6 +19,7 @@ matplotlib and ipywidgets are imported here, never by ``import optimlab``.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import sys
@@ -28,9 +29,9 @@ import ipywidgets
 from ipywidgets.widgets.widget_link import Link
 from matplotlib.figure import Figure
 
-from .plotting import _freeze_layout, to_png
+from .plotting import _freeze_layout, style_for, to_png
 
-__all__ = ["page_bytes", "png_bytes", "slider", "slider2"]
+__all__ = ["page_bytes", "playground", "playground_path", "png_bytes", "slider", "slider2"]
 
 
 def _close(fig: Figure) -> None:
@@ -301,3 +302,254 @@ def page_bytes(widget) -> int:
     roots = [widget, *getattr(widget, "links", ())]
     data = embed_data(views=[widget], state=dependency_state(roots, drop_defaults=True))
     return len(json.dumps(data["manager_state"])) + len(json.dumps(data["view_specs"]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The playground: every optimizer on the 2-D problems, computed in the reader's browser
+
+
+PLAYGROUND_OPTIMIZERS = ("SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam",
+                         "RAdam", "Lion", "Sophia")
+PLAYGROUND_PROBLEMS = ("ravine", "rosenbrock", "beale", "saddle")
+PLAYGROUND_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+# The learning rate each optimizer starts with on each problem: a path that shows the optimizer's character.
+_PLAYGROUND_LRS = {
+    "ravine": {"SGD": 1.5, "Momentum": 0.3, "Nesterov": 0.3, "Adagrad": 1.0, "RMSprop": 0.1, "Adam": 0.1,
+               "AdamW": 0.1, "Adamax": 0.1, "NAdam": 0.1, "RAdam": 0.3, "Lion": 0.03, "Sophia": 0.03},
+    "rosenbrock": {"SGD": 1e-3, "Momentum": 1e-3, "Nesterov": 1e-3, "Adagrad": 1.0, "RMSprop": 0.1, "Adam": 0.3,
+                   "AdamW": 0.3, "Adamax": 1.0, "NAdam": 0.1, "RAdam": 3e-4, "Lion": 0.03, "Sophia": 0.03},
+    "beale": {"SGD": 1e-2, "Momentum": 1e-3, "Nesterov": 1e-3, "Adagrad": 1.0, "RMSprop": 0.1, "Adam": 0.3,
+              "AdamW": 0.1, "Adamax": 1.0, "NAdam": 0.3, "RAdam": 3e-3, "Lion": 0.03, "Sophia": 0.1},
+    "saddle": {"SGD": 0.1, "Momentum": 0.03, "Nesterov": 0.03, "Adagrad": 0.3, "RMSprop": 0.03, "Adam": 0.03,
+               "AdamW": 0.03, "Adamax": 0.1, "NAdam": 0.03, "RAdam": 0.1, "Lion": 0.01, "Sophia": 0.03},
+}
+_DASHES = {"-": [], "--": [6, 4], "-.": [6, 3, 1.5, 3], ":": [1.5, 3]}
+_playground_count = 0
+
+
+def _playground_problem(problem, condition_number=10.0, angle=0.0):
+    from . import problems
+
+    if problem == "ravine":
+        return problems.Ravine(condition_number=condition_number, angle=angle)
+    return {"rosenbrock": problems.Rosenbrock, "beale": problems.Beale, "saddle": problems.Saddle}[problem]()
+
+
+def _playground_schedule(hyperparameters: dict, steps: int):
+    from . import schedules
+
+    name = hyperparameters.get("schedule", "constant")
+    if name == "constant":
+        return None
+    if name == "cosine":
+        return schedules.cosine_schedule(1.0, T_max=steps)
+    warmup = hyperparameters.get("warmup_steps", round(steps / 10))
+    return schedules.warmup_cosine_schedule(1.0, warmup_steps=warmup, total_steps=steps)
+
+
+def playground_path(optimizer: str, problem, hyperparameters: dict, x0=None, steps: int = 200):
+    """optimlab's path for what the playground's ``run(optimizer, problem, hyperparameters, x0, steps)`` draws.
+
+    ``problem`` is a name (``"ravine"``, ``"rosenbrock"``, ``"beale"``, ``"saddle"``) or a dict with ``name`` and,
+    for the ravine, ``condition_number`` and ``angle`` (radians). ``hyperparameters`` has torch's names, plus
+    ``schedule`` (``"constant"``, ``"cosine"`` or ``"warmup_cosine"``, a multiplier of lr from
+    :mod:`optimlab.schedules` over ``steps``) and ``warmup_steps`` (default steps/10).
+
+    Every optimizer but Sophia is :func:`optimlab.experiments.run`. Sophia is its loop with one change: the
+    Hessian estimate refreshed every ``hessian_every`` (10) steps is the problem's exact Hessian diagonal clamped
+    at zero, not a random Hutchinson draw, so the path is reproducible in the browser. Returns (steps + 1, 2).
+    """
+    import numpy as np
+
+    from . import experiments
+    from .optimizers import SophiaG
+
+    spec = {"name": problem} if isinstance(problem, str) else dict(problem)
+    name = spec.pop("name", None)
+    if name not in PLAYGROUND_PROBLEMS:
+        raise ValueError(f"problem must be one of {', '.join(PLAYGROUND_PROBLEMS)}, got {problem!r}")
+    prob = _playground_problem(name, **spec)
+    if hyperparameters.get("schedule", "constant") not in PLAYGROUND_SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(PLAYGROUND_SCHEDULES)}, "
+                         f"got {hyperparameters['schedule']!r}")
+    schedule = _playground_schedule(hyperparameters, steps)
+    hyper = {k: (tuple(v) if k == "betas" else v) for k, v in hyperparameters.items()
+             if k not in ("schedule", "warmup_steps", "hessian_every")}
+    start = prob.x0 if x0 is None else x0
+    if experiments.optimizer_class(optimizer)[0] is not SophiaG:
+        return experiments.run(prob, optimizer, steps=steps, x0=start, schedule=schedule, **hyper).path
+    every = hyperparameters.get("hessian_every", 10)
+    x = np.array(start, dtype=np.float64)
+    opt = SophiaG([x], **hyper)
+    base_lr = opt.param_groups[0]["lr"]
+    path = [x.copy()]
+    with np.errstate(all="ignore"):
+        for t in range(steps):
+            if schedule is not None:
+                opt.param_groups[0]["lr"] = base_lr * schedule(t)
+            g = prob.grad(x)
+            if t % every == 0:
+                opt.update_hessian([np.maximum(np.diagonal(prob.hessian(x)), 0.0)])
+            opt.step([g], bs=1)
+            path.append(x.copy())
+    return np.array(path)
+
+
+def _playground_picture(config: dict) -> bytes:
+    import numpy as np
+
+    from .plotting import contour_paths
+
+    radians = config["angle"] * np.pi / 180
+    prob = _playground_problem(config["problem"], config["condition_number"], radians)
+    spec = {"name": config["problem"], "condition_number": config["condition_number"], "angle": radians}
+    paths = {}
+    for slot in config["slots"]:
+        hyper = {**slot["hyper"], "schedule": config["schedule"]}
+        hyper.setdefault("lr", _PLAYGROUND_LRS[config["problem"]][slot["optimizer"]])
+        paths[slot["optimizer"]] = playground_path(slot["optimizer"], spec, hyper, config["x0"], config["steps"])
+    mark = prob.x_star if prob.x_star is not None else prob.minima[0]
+    fig = contour_paths(prob.loss, prob.bounds, paths, mark=mark, title=f"{config['problem']}, {config['steps']} steps")
+    try:
+        return to_png(fig, dpi=70)
+    finally:
+        _close(fig)
+
+
+_PLAYGROUND_CSS = """
+.olp{font:14px/1.4 system-ui,sans-serif;max-width:980px;color:#222}
+.olp [hidden]{display:none!important}
+.olp-row,.olp-slots{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:flex-end;margin:4px 0}
+.olp-slots{align-items:flex-start}
+.olp-field{display:flex;flex-direction:column;min-width:130px;flex:1 1 130px}
+.olp-field label{font-size:12px;color:#444}
+.olp-field output{font-variant-numeric:tabular-nums;font-size:12px}
+.olp input[type=range]{width:100%;min-height:24px}
+.olp select,.olp button{font:inherit;min-height:28px}
+.olp-slot{flex:1 1 200px;min-width:0;border:1px solid #ccc;border-radius:4px;padding:2px 8px 6px}
+.olp-slot legend{font-size:13px;font-weight:600}
+.olp-slot select{width:100%}
+.olp-swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+.olp-plots{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
+.olp-plots canvas{flex:1 1 300px;min-width:0;width:100%;max-width:480px;height:auto;border:1px solid #ddd}
+.olp-plot{touch-action:none}
+.olp-plot:focus{outline:2px solid #0072B2}
+.olp-readout{font-variant-numeric:tabular-nums;margin:4px 0}
+.olp-hint,.olp-static p{font-size:12px;color:#555;margin:2px 0}
+.olp-static img{max-width:100%;height:auto}
+""".strip()
+
+
+def _playground_script() -> str:
+    from importlib.resources import files
+
+    return files("optimlab").joinpath("playground.js").read_text(encoding="utf-8")
+
+
+class PlaygroundHTML:
+    """The playground's HTML output: shown by Jupyter (``_repr_html_``); ``.html`` is the text, ``len()`` its size."""
+
+    def __init__(self, html_text: str):
+        self.html = html_text
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __len__(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+    def __repr__(self):
+        return f"<optimlab playground, {len(self)} bytes of HTML>"
+
+
+def playground(problem: str = "rosenbrock", optimizers: Sequence[str] = ("SGD", "Adam"), **initial) -> PlaygroundHTML:
+    """An interactive figure computed in the reader's browser: contours, paths and loss curves of up to three
+    optimizers on a 2-D problem, redrawn at once as sliders move or the start point is dragged.
+
+    It needs no kernel and no network: the HTML carries optimlab's rules in JavaScript (``playground.js``, checked
+    against optimlab in the tests), so it works in the static book, and in Jupyter once the cell has run. Where
+    scripts do not run (an untrusted notebook) it shows a picture of the initial setting and says how to make it
+    live.
+
+    Args:
+      problem: ``"ravine"``, ``"rosenbrock"``, ``"beale"`` or ``"saddle"``.
+      optimizers: up to three of SGD, Momentum, Nesterov, Adagrad, RMSprop, Adam, AdamW, Adamax, NAdam, RAdam,
+        Lion, Sophia.
+      **initial: the starting setting: ``steps`` (10 to 1000, default 200), ``x0`` (the start point, default the
+        problem's), ``schedule`` (``"constant"``, ``"cosine"``, ``"warmup_cosine"``), ``condition_number``
+        (1 to 1000) and ``angle`` (degrees, -90 to 90) for the ravine, and ``hyperparameters``, a dict
+        ``{optimizer: {torch name: value}}`` (``{"Adam": {"lr": 0.01, "betas": (0.9, 0.999)}}``).
+    """
+    global _playground_count
+    import hashlib
+
+    if problem not in PLAYGROUND_PROBLEMS:
+        raise ValueError(f"problem must be one of {', '.join(PLAYGROUND_PROBLEMS)}, got {problem!r}")
+    if isinstance(optimizers, str) or not isinstance(optimizers, Sequence) or not 1 <= len(optimizers) <= 3:
+        raise ValueError(f"optimizers must be a sequence of 1 to 3 optimizer names, got {optimizers!r}")
+    by_lower = {n.lower(): n for n in PLAYGROUND_OPTIMIZERS}
+    names = []
+    for name in optimizers:
+        if not isinstance(name, str) or name.lower() not in by_lower:
+            raise ValueError(f"optimizers must be names among {', '.join(PLAYGROUND_OPTIMIZERS)}, got {name!r}")
+        names.append(by_lower[name.lower()])
+    known = {"steps", "x0", "schedule", "condition_number", "angle", "hyperparameters"}
+    unknown = set(initial) - known
+    if unknown:
+        raise TypeError(f"playground() got unexpected arguments {sorted(unknown)}; it takes {sorted(known)}")
+    steps = initial.get("steps", 200)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 10 <= steps <= 1000:
+        raise ValueError(f"steps must be an integer from 10 to 1000, got {steps!r}")
+    schedule = initial.get("schedule", "constant")
+    if schedule not in PLAYGROUND_SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(PLAYGROUND_SCHEDULES)}, got {schedule!r}")
+    kappa, angle = initial.get("condition_number", 10.0), initial.get("angle", 0.0)
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 1 <= kappa <= 1000:
+        raise ValueError(f"condition_number must be a number from 1 to 1000, got {kappa!r}")
+    if isinstance(angle, bool) or not isinstance(angle, (int, float)) or not -90 <= angle <= 90:
+        raise ValueError(f"angle must be a number of degrees from -90 to 90, got {angle!r}")
+    hypers = initial.get("hyperparameters", {}) or {}
+    if not isinstance(hypers, dict) or any(k not in names for k in hypers):
+        raise ValueError(f"hyperparameters must be a dict keyed by the chosen optimizers {names}, got {hypers!r}")
+    x0 = initial.get("x0")
+    if x0 is None:
+        x0 = [float(v) for v in _playground_problem(problem, kappa, angle * 3.141592653589793 / 180).x0]
+    else:
+        try:
+            x0 = [float(v) for v in x0]
+        except (TypeError, ValueError):
+            x0 = None
+        if x0 is None or len(x0) != 2 or not all(abs(v) < 1e6 for v in x0):
+            raise ValueError(f"x0 must be a point (x, y) of finite numbers, got {initial.get('x0')!r}")
+    slots = []
+    for name in names:
+        hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(hypers.get(name, {})).items()}
+        slots.append({"optimizer": name, "hyper": hyper})
+    config = {"problem": problem, "condition_number": float(kappa), "angle": float(angle), "steps": steps,
+              "schedule": schedule, "x0": x0, "slots": slots}
+    picture = _playground_picture(config)   # also checks the hyperparameters, through optimlab
+    config["styles"] = {}
+    for name in PLAYGROUND_OPTIMIZERS:
+        st = style_for(name)
+        config["styles"][name] = {"color": st.color, "marker": st.marker, "dash": _DASHES.get(st.linestyle, [])}
+    config["lrs"] = _PLAYGROUND_LRS
+    config_json = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    _playground_count += 1
+    uid = f"olp-{hashlib.sha1(config_json.encode()).hexdigest()[:8]}-{_playground_count}"
+    script = _playground_script()
+    if "</script" in script.lower():
+        raise RuntimeError("playground.js must not contain a closing script tag")
+    alt = (f"{problem}: paths of {', '.join(names)} over {steps} steps from ({x0[0]:.3g}, {x0[1]:.3g}), "
+           "on the contours of the loss")
+    png = base64.b64encode(picture).decode("ascii")
+    config_js = config_json.replace("</", "<\\/")
+    text = (
+        f'<div class="olp" id="{uid}"><style>{_PLAYGROUND_CSS}</style>'
+        f'<div class="olp-static"><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}">'
+        '<p>A still picture of the first setting. To make it live, run this cell (Jupyter shows a saved '
+        'notebook\'s outputs without their scripts until they run), or open the course\'s web book.</p></div>'
+        '<div class="olp-live" hidden></div>'
+        f'<script type="module">\n{script}\nglobalThis.optimlabPlayground.mount(document.getElementById("{uid}"), '
+        f'{config_js});\n</script></div>'
+    )
+    return PlaygroundHTML(text)

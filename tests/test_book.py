@@ -53,6 +53,8 @@ KNOWN_PAGE_ERRORS = {"Identifier 'THEBE_JS_URL' has already been declared"}
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_CODE = re.compile(r"\b(ipywidgets|optimlab\.widgets|widgets\.\w+\(|slider2?\()")
+# The playground (optimlab.widgets.playground) is a widget without ipywidgets: its lines do not count as widget code.
+PLAYGROUND_CODE = re.compile(r"^.*\bplayground\b.*$", re.M)
 PAGE_TIMEOUT_MS = 30_000
 WIDGET_TIMEOUT_MS = 15_000
 
@@ -362,7 +364,7 @@ def _has_widget(nb: dict) -> bool:
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
-        if WIDGET_CODE.search(_source(cell)):
+        if WIDGET_CODE.search(PLAYGROUND_CODE.sub("", _source(cell))):
             return True
         if any(WIDGET_VIEW in out.get("data", {}) for out in cell.get("outputs", [])):
             return True
@@ -554,3 +556,88 @@ def test_internal_links_resolve(site, server):
                 if unquote(parts.fragment) not in ids:
                     broken.append(f"{rel}: {href} (no anchor #{parts.fragment})")
     assert not broken, "broken internal links:\n  " + "\n  ".join(sorted(set(broken)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The playground (optimlab.widgets.playground): its page in the built book
+
+PLAYGROUND_PAGE = "pages/playground.html"
+CANVAS = "() => [...document.querySelectorAll('.olp canvas')].map(c => c.toDataURL())"
+LIVE = "() => document.querySelector('.olp') && document.querySelector('.olp').optimlabPlayground"
+
+
+@pytest.fixture(scope="module")
+def playground_page(browser, server):
+    if not (HTML / PLAYGROUND_PAGE).exists():
+        _unavailable(f"no {PLAYGROUND_PAGE} in {HTML}: run `make book` first")
+    page, visit = _open(browser, urljoin(server, PLAYGROUND_PAGE))
+    page.wait_for_function(LIVE)
+    yield page, visit
+    page.close()
+
+
+@pytest.mark.browser
+def test_playground_is_live_offline(playground_page):
+    page, visit = playground_page
+    assert not visit.failed_requests and not [e for e in visit.page_errors if e not in KNOWN_PAGE_ERRORS]
+    assert page.locator(".olp-static").first.is_hidden(), "the static picture is still shown: the script did not run"
+    assert page.locator(".olp-live").first.is_visible()
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('.olp input, .olp select')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id)""")
+    assert not unlabelled, f"controls without a label: {unlabelled}"
+
+
+@pytest.mark.browser
+def test_playground_redraws_on_slider_and_drag(playground_page):
+    page, _ = playground_page
+    before = page.evaluate(CANVAS)
+    slider = page.locator(".olp-slot input[type=range]").first
+    slider.focus()
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+    after_slider = page.evaluate(CANVAS)
+    assert after_slider[0] != before[0] and after_slider[1] != before[1], "moving a slider did not redraw"
+    plot = page.locator(".olp-plot").first
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(100)
+    after_drag = page.evaluate(CANVAS)
+    assert after_drag[0] != after_slider[0], "dragging the start point did not redraw"
+    start = page.evaluate("() => document.querySelector('.olp').optimlabPlayground.state.x0")
+    plot.focus()
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("() => document.querySelector('.olp').optimlabPlayground.state.x0") != start
+
+
+@pytest.mark.browser
+def test_playground_fits_a_phone(browser, server):
+    if not (HTML / PLAYGROUND_PAGE).exists():
+        _unavailable(f"no {PLAYGROUND_PAGE} in {HTML}: run `make book` first")
+    page = browser.new_page()
+    try:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(urljoin(server, PLAYGROUND_PAGE), wait_until="load")
+        page.wait_for_function(LIVE)
+        wide = page.evaluate("""() => [...document.querySelectorAll('.olp, .olp *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+            .map(e => e.tagName + '.' + e.className)""")
+        assert not wide, f"playground elements wider than a 390 px screen: {wide[:5]}"
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_playground_javascript_in_chromium_equals_optimlab(playground_page):
+    """The cross-check of tests/test_playground.py, run by the page's own module in Chromium."""
+    from tests.test_playground import check_paths, draw_cases, js_cases
+
+    page, _ = playground_page
+    cases = draw_cases(wanted=1, tries=4)
+    paths = page.evaluate("cases => JSON.parse(JSON.stringify(cases.map(c => "
+                          "window.optimlabPlayground.run(c.optimizer, c.problem, c.hyper, c.x0, c.steps))))",
+                          js_cases(cases))
+    check_paths(cases, paths)
