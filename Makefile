@@ -9,7 +9,7 @@ DEV_STAMP  := $(VENV)/.dev-installed
 ASSETS     := _vendor/_static/offline/.fetched
 # The execution cache keys on a notebook's code only; this stamp clears it when optimlab/ changes.
 PACKAGE_STAMP := _build/.optimlab-sources
-NOTEBOOKS  := $(wildcard chapters/*.ipynb)
+NOTEBOOKS  := $(wildcard chapters/*.ipynb pages/*.ipynb)
 # nbval spreads the chapters over both cores once there are two of them (one kernel per chapter and core).
 NBVAL_JOBS := $(if $(word 2,$(NOTEBOOKS)),-n 2 --dist loadfile)
 # Warnings are errors (-W), every reference must resolve (-n), and every page is rebuilt (--all), so that a
