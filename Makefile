@@ -43,9 +43,8 @@ help:
 # ----------------------------------------------------------------------------------------- environment
 # The pinned requirements install on Python 3.11 to 3.13 (`make lab PYTHON=python3.12` picks another one).
 $(PY):
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "error: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); \
-		the course needs 3.11 or newer: make ... PYTHON=python3.12" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { version=$$($(PYTHON) --version); \
+		echo "error: $(PYTHON) is $$version; the course needs 3.11 or newer (make ... PYTHON=python3.12)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
@@ -77,9 +76,10 @@ browser-setup:
 
 # ----------------------------------------------------------------------------------------- reading
 # JupyterLab on the chapters, from the reader's environment; it prints the address to open (with its token).
+# JupyterLab refuses to run as root unless told (a container's user often is root).
 lab: $(READER_STAMP)
 	@echo "JupyterLab on chapters/: open the http://127.0.0.1:... address printed below; Ctrl-C stops it."
-	$(VENV)/bin/jupyter lab chapters/
+	$(VENV)/bin/jupyter lab chapters/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)
 
 # ----------------------------------------------------------------------------------------- the book
 $(PACKAGE_STAMP): $(wildcard optimlab/*.py)
