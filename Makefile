@@ -1,9 +1,11 @@
-# Two commands: `make book` builds the HTML book, `make test` runs every test.
+# Two commands: `make book` builds the HTML book, `make test` runs every test (and `make lab` opens the chapters).
 # Each sets up what it needs (a virtual environment in .venv, the offline book assets, chromium) on a fresh machine.
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# Three layers, each on top of the one before: the reader's (requirements.txt), the book's, the tests'.
+READER_STAMP := $(VENV)/.reader-installed
 BOOK_STAMP := $(VENV)/.book-installed
 DEV_STAMP  := $(VENV)/.dev-installed
 ASSETS     := _vendor/_static/offline/.fetched
@@ -28,10 +30,11 @@ export OPENBLAS_NUM_THREADS := 1
 # Stages run one after another, in the order given (cheapest first), even under make -j.
 .NOTPARALLEL:
 
-.PHONY: help setup lint unit notebooks assets book browser-setup browser execute test clean editions student \
+.PHONY: help setup lab lint unit notebooks assets book browser-setup browser execute test clean editions student \
 	editions-test
 
 help:
+	@echo "make lab            open the chapters in JupyterLab (sets up the reader's environment in .venv)"
 	@echo "make book           build the HTML book into _build/html (executes every chapter)"
 	@echo "make test           run every test: lint, unit, notebooks (strict nbval), book build, browser"
 	@echo "make execute        re-execute chapters/*.ipynb in place (fresh outputs, no widget state)"
@@ -41,15 +44,22 @@ help:
 	@echo "make assets | browser-setup | setup       fetch offline assets | install chromium | make .venv"
 
 # ----------------------------------------------------------------------------------------- environment
+# The pinned requirements install on Python 3.11 to 3.13 (`make lab PYTHON=python3.12` picks another one).
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { version=$$($(PYTHON) --version); \
+		echo "error: $(PYTHON) is $$version; the course needs 3.11 or newer (make ... PYTHON=python3.12)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(BOOK_STAMP): requirements.txt pyproject.toml | $(PY)
-	@$(call timed,venv-book,$(PY) -m pip install --quiet -r requirements.txt)
+$(READER_STAMP): requirements.txt pyproject.toml | $(PY)
+	@$(call timed,venv-reader,$(PY) -m pip install --quiet -r requirements.txt)
 	@# On a new machine matplotlib builds its font cache on first import and says so on stderr: let that
 	@# happen here, not inside a chapter (where it would be an unexpected output and a build warning).
 	$(PY) -c "import matplotlib.pyplot"
+	touch $@
+
+$(BOOK_STAMP): requirements-book.txt $(READER_STAMP)
+	@$(call timed,venv-book,$(PY) -m pip install --quiet -r requirements-book.txt)
 	touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(BOOK_STAMP)
@@ -66,6 +76,15 @@ assets: $(ASSETS)
 
 browser-setup:
 	@$(call timed,browser-setup,scripts/setup_browser.sh)
+
+# ----------------------------------------------------------------------------------------- reading
+# JupyterLab on the plain edition of the chapters (notebooks/: every reference, number and citation as in the web
+# book), from the reader's environment; it prints the address to open (with its token). The MyST sources are in
+# chapters/ (jupyterlab-myst renders most of them).
+# JupyterLab refuses to run as root unless told (a container's user often is root).
+lab: $(READER_STAMP)
+	@echo "JupyterLab on notebooks/: open the http://127.0.0.1:... address printed below; Ctrl-C stops it."
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)
 
 # ----------------------------------------------------------------------------------------- the book
 $(PACKAGE_STAMP): $(wildcard optimlab/*.py)
@@ -111,9 +130,9 @@ endif
 editions-test: $(DEV_STAMP)
 	@$(call timed,editions-test,$(PY) -m pytest -q -p no:cacheprovider -m book tests)
 
-# The last build in headless Chromium (`make book` first; `make test` does both).
+# The last build in headless Chromium (`make book` first; `make test` does both), and a chapter in JupyterLab.
 browser: $(DEV_STAMP)
-	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py)
+	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py tests/test_jupyterlab.py)
 
 # Cheap stages first: a lint error stops the run in seconds, not after the book build.
 test:

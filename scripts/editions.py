@@ -253,7 +253,7 @@ class Converter:
     def solution_open(self, label: str) -> str:
         number = self.book.numbered(label)[1]
         title = self.exercise_title(label)
-        return f"<details>\n<summary>Solution to {number}{title}</summary>\n\n"
+        return f"<details>\n<summary>Solution to {number}{title} (click to show)</summary>\n\n"
 
     def exercise_title(self, label: str) -> str:
         return ""

@@ -199,32 +199,7 @@ def server(built_book):
     httpd.server_close()
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} not found: install Debian's chromium package (make browser-setup, as root)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed (pip install -r requirements-dev.txt)")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            viewport={"width": 1280, "height": 900},
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield context
-        context.close()
+# The `browser` fixture (Chromium through Playwright) is in tests/conftest.py, shared with test_jupyterlab.py.
 
 
 @dataclass(repr=False)
@@ -450,7 +425,8 @@ def test_solutions_start_collapsed(site, rel):
 
 
 PICTURES = """slider => {
-  const area = slider.closest('.cell_output') || slider.closest('.widget-subarea') || document.body;
+  const area = slider.closest('.cell_output, .jp-OutputArea-output') || slider.closest('.widget-subarea')
+               || document.body;  // the built book's cell output, or JupyterLab's (tests/test_jupyterlab.py)
   const visible = el => el.checkVisibility({visibilityProperty: true, opacityProperty: true})
                         && el.getClientRects().length > 0;
   return Promise.all([...area.querySelectorAll('img')].filter(visible).map(async img => {
@@ -480,6 +456,18 @@ def _drag_to_far_end(page, slider) -> None:
     page.mouse.up()
 
 
+def _pictures_after_drag(page, slider, before: list[str]) -> list[str]:
+    """Drag the slider to its far end; the pictures next to it once they differ from ``before`` (or 5 s on)."""
+    _drag_to_far_end(page, slider)
+    after = before
+    for _ in range(50):
+        after = _pictures(slider)
+        if after != before:
+            break
+        page.wait_for_timeout(100)
+    return after
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("rel", PAGES)
 def test_sliders_change_their_picture(site, browser, server, rel):
@@ -501,15 +489,9 @@ def test_sliders_change_their_picture(site, browser, server, rel):
             before_value = readout.inner_text() if readout.count() else None
             before = _pictures(slider)
             assert before, f"slider {i + 1} has no picture next to it"
-            _drag_to_far_end(page, slider)
+            after = _pictures_after_drag(page, slider, before)
             if before_value is not None:
                 assert readout.inner_text() != before_value, f"slider {i + 1} did not move"
-            after = before
-            for _ in range(50):
-                after = _pictures(slider)
-                if after != before:
-                    break
-                page.wait_for_timeout(100)
             assert after != before, f"moving slider {i + 1} (readout {before_value!r}) did not change its picture"
     finally:
         page.close()

@@ -100,7 +100,7 @@ def test_plain_edition_has_no_myst(path):
 def test_plain_edition_folds_every_solution(path):
     nb = json.loads((editions.PLAIN / path.name).read_text())
     text = "\n".join(_md(nb))
-    folded = re.findall(r"^<details>\n<summary>Solution to Exercise \d+\.\d+</summary>\n(.*?)^</details>$", text,
+    folded = re.findall(r"^<details>\n<summary>Solution to Exercise \d+\.\d+ \(click to show\)</summary>\n(.*?)^</details>$", text,
                         re.M | re.S)
     assert len(folded) == len(_solutions(path)) == text.count("<details>") == text.count("</details>")
     # no solution text outside its <details>
