@@ -30,10 +30,10 @@ Computation follows the dtype of the points given (float32 stays float32); integ
 
 from __future__ import annotations
 
-from ._base import Problem
+from ._base import NetworkProblem, Problem
 from .data import SparseLogistic
 from .functions2d import Beale, RNNCliff, Rosenbrock, Saddle
-from .networks import DigitsMLP
+from .networks import AddingGRU, DigitsCNN, DigitsMLP
 from .quadratics import MovingOptimum, NoisyQuadratic, Ravine
 
 __all__ = [
@@ -47,4 +47,7 @@ __all__ = [
     "MovingOptimum",
     "RNNCliff",
     "DigitsMLP",
+    "DigitsCNN",
+    "AddingGRU",
+    "NetworkProblem",
 ]

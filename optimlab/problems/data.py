@@ -198,3 +198,20 @@ def _digits():
     images.flags.writeable = False
     labels.flags.writeable = False
     return images, labels
+
+
+def digits_split(test_size, seed):
+    """Row indices ``(train, test)`` of the digits, split by class (each class in proportion), deterministic
+    given ``seed``; a ValueError if a split would be empty."""
+    _, labels = _digits()
+    rng = np.random.default_rng(seed)
+    train_rows, test_rows = [], []
+    for digit in range(10):
+        rows = rng.permutation(np.flatnonzero(labels == digit))
+        n_test = int(round(test_size * rows.size))
+        test_rows.append(rows[:n_test])
+        train_rows.append(rows[n_test:])
+    train_rows, test_rows = np.sort(np.concatenate(train_rows)), np.sort(np.concatenate(test_rows))
+    if train_rows.size == 0 or test_rows.size == 0:
+        raise ValueError(f"test_size leaves an empty split, got {test_size}")
+    return train_rows, test_rows
