@@ -5,6 +5,8 @@ checking; and of experiments.sweep on a network."""
 import numpy as np
 import pytest
 
+import optimlab
+from optimlab import experiments as ex
 from optimlab.problems import AddingGRU, DigitsCNN, DigitsMLP
 
 NETWORKS = {
@@ -214,3 +216,75 @@ def test_sharpness_is_the_largest_eigenvalue_and_batched():
 def test_bad_arguments_raise_value_error_naming_argument_and_value(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# experiments.run and experiments.sweep on a network
+
+
+@pytest.mark.parametrize("name, optimizer, swept", [
+    ("mlp", "Momentum", {"lr": [0.01, 0.1, 0.5]}),
+    ("cnn", "AdamW", {"lr": [1e-3, 1e-2, 3e-2], "weight_decay": [0.0, 0.01, 0.1]}),
+    ("gru", "Adam", {"lr": [1e-3, 1e-2, 1e-2], "beta1": [0.9, 0.5, 0.0]}),
+])
+def test_a_network_sweep_is_its_runs_done_at_once(name, optimizer, swept):
+    model = NETWORKS[name]()
+    result = ex.sweep(model, optimizer, steps=12, batch_size=16, seed=3, clip_norm=1.0, **swept)
+    tr = result.trajectory
+    assert tr.losses.shape == (13, 3) and tr.grad_norms.shape == (12, 3) and tr.path is None
+    np.testing.assert_allclose(tr.lrs[0], swept["lr"])
+    assert np.all(tr.grad_norms <= 1.0 + 1e-9)
+    for i in range(3):
+        one = {k: float(v[i]) for k, v in swept.items()}
+        if "beta1" in one:
+            one["betas"] = (one.pop("beta1"), 0.999)
+        alone = ex.run(model, optimizer, steps=12, batch_size=16, seed=3, clip_norm=1.0, **one)
+        np.testing.assert_allclose(tr.losses[:, i], alone.losses, rtol=1e-10)
+        for a, b in zip(tr.info["params"], alone.info["params"]):
+            np.testing.assert_allclose(a[i], b, rtol=1e-9, atol=1e-12)
+        assert tr.info["metric"][i] == pytest.approx(alone.info["metric"], rel=1e-9)
+
+
+def test_a_network_run_is_the_optimizer_driven_by_hand():
+    mlp = DigitsMLP(hidden=(5,))
+    tr = ex.run(mlp, "SGD", steps=30, lr=0.2, batch_size=50, seed=1)
+    params = mlp.init_params(1)
+    opt = optimlab.SGD(params, lr=0.2)
+    rng = np.random.default_rng(1)
+    batches = [b for _ in range(2) for b in mlp.minibatches(50, rng)]  # 27 per epoch: two epochs cover 30 steps
+    for t in range(30):
+        loss, grads = mlp.loss_and_grads(params, batches[t])
+        assert tr.losses[t] == loss
+        opt.step(grads)
+    for a, b in zip(tr.info["params"], params):
+        np.testing.assert_array_equal(a, b)
+    assert tr.losses[-1] == mlp.loss(params)
+    assert tr.info["metric"] == mlp.accuracy(params)
+
+
+def test_full_batch_run_records_the_sharpness():
+    mlp = DigitsMLP(hidden=(4,))
+    tr = ex.run(mlp, "SGD", steps=20, lr=0.5, batch_size=None, sharpness_every=10)
+    np.testing.assert_array_equal(tr.info["sharpness_steps"], [0, 10, 20])
+    assert tr.info["sharpness"][0] == pytest.approx(mlp.sharpness(mlp.init_params(0)))
+    assert tr.info["sharpness"][-1] == pytest.approx(mlp.sharpness(tr.info["params"]))
+    assert tr.losses[0] == pytest.approx(mlp.loss(mlp.init_params(0)))
+
+
+def test_a_diverging_network_run_is_marked_and_leaves_the_others():
+    mlp = DigitsMLP(hidden=(4,), activation="relu")  # unbounded activations: the logits blow up
+    result = ex.sweep(mlp, "SGD", steps=30, lr=[0.1, 1e3], batch_size=None)
+    assert list(result.diverged) == [False, True]
+    assert np.isfinite(result.final_loss[0])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ({"sharpness_every": -1}, "sharpness_every must be a positive integer, got -1"),
+    ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+    ({"accumulate": 2}, "accumulate is for vector problems"),
+    ({"x0": np.zeros(3)}, "x0 must be a list of parameter arrays"),
+])
+def test_network_runs_reject_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ex.run(DigitsMLP(hidden=(3,)), "SGD", steps=2, lr=0.1, **kwargs)
