@@ -208,10 +208,11 @@ def run(problem, optimizer="SGD", *, steps=100, x0=None, schedule=None, clip_nor
     eigenvalue of the training loss, every k steps, into ``info["sharpness"]``, with ``info["sharpness_steps"]``).
     ``seed`` seeds the initial parameters and the order of the minibatches (one epoch after another).
     ``clip_norm`` clips each run's global norm over all arrays, as ``torch.nn.utils.clip_grad_norm_`` does for
-    one network. The trajectory has no path; ``losses[t]`` is the loss at the parameters of step t on the
-    minibatch that step uses, and ``losses[steps]`` is the loss on the whole training set at the end;
-    ``info`` holds the final ``params`` and ``metric`` (the problem's task metric on its test split).
-    ``record_path`` and ``dtype`` do not apply: a network computes in its problem's dtype.
+    one network. The trajectory has no path; ``losses[t]`` is the training loss at the parameters of step t
+    on the minibatch that step uses (``losses[steps]``: at the end, on the next minibatch; with
+    ``batch_size=None`` every loss is on the whole training set); ``info`` holds the final ``params`` and
+    ``metric`` (the problem's task metric on its test split). ``record_path`` and ``dtype`` do not apply: a
+    network computes in its problem's dtype.
     """
     steps = _check_positive_int("steps", steps)
     accumulate = _check_positive_int("accumulate", accumulate)
@@ -372,7 +373,8 @@ def _run_network(problem, optimizer, *, steps, params=None, swept, schedule=None
                                      if runs else opt.param_groups[0]["lr"], batch_shape)
             opt.step(grads)
             dead |= ~(np.abs(loss) <= bound)
-        losses[steps] = problem.loss(params)
+        final_batch = next_batch()
+        losses[steps] = problem.loss(params, final_batch)
         dead |= ~(np.abs(losses[steps]) <= bound)
         if sharpness_every and steps % sharpness_every == 0:
             sharpness[-1] = problem.sharpness(params)

@@ -573,15 +573,17 @@ class AddingGRU(NetworkProblem):
         W_x, W_h, b_x, b_h, w, c = params
         H, (n, T) = self.hidden, X.shape[:2]
         runs = W_x.shape[:-2]
-        # the input part of every gate at every step, in one product: (..., n, T, 3H)
-        inputs = (X.reshape(n * T, 2) @ W_x).reshape(runs + (n, T, 3 * H)) + b_x[..., None, None, :]
+        # the input part of every gate at every step, in one product, time first: (T, ..., n, 3H)
+        steps_first = np.moveaxis(X, 1, 0).reshape(T * n, 2)
+        inputs = (steps_first @ W_x).reshape(runs + (T, n, 3 * H)) + b_x[..., None, None, :]
+        inputs = np.ascontiguousarray(np.moveaxis(inputs, -3, 0))
         h = np.zeros(runs + (n, H), dtype=inputs.dtype)
         states, gates, recurrent_n = [], [], []
         for t in range(T):
-            a_x = inputs[..., t, :]
+            a_x = inputs[t]
             a_h = h @ W_h + b_h[..., None, :]
-            r = _logistic(a_x[..., :H] + a_h[..., :H])
-            z = _logistic(a_x[..., H:2 * H] + a_h[..., H:2 * H])
+            rz = _logistic(a_x[..., :2 * H] + a_h[..., :2 * H])  # the reset and update gates together
+            r, z = rz[..., :H], rz[..., H:]
             candidate = np.tanh(a_x[..., 2 * H:] + r * a_h[..., 2 * H:])
             states.append(h)
             gates.append((r, z, candidate))
@@ -597,7 +599,9 @@ class AddingGRU(NetworkProblem):
         d_w = np.swapaxes(h_T, -1, -2) @ d_prediction[..., None]
         d_c = d_prediction.sum(axis=-1, keepdims=True)
         d_h = d_prediction[..., None] * np.swapaxes(w, -1, -2)          # (..., n, H)
-        d_inputs = np.empty(d_h.shape[:-2] + (n, T, 3 * H), dtype=d_h.dtype)
+        # gradients of every gate's pre-activation, time first: (T, ..., n, 3H); the recurrent part differs from
+        # the input part only in the candidate's, which the reset gate scales
+        d_inputs = np.empty((T,) + d_h.shape[:-1] + (3 * H,), dtype=d_h.dtype)
         d_recurrent = np.empty_like(d_inputs)
         W_h_T = np.swapaxes(W_h, -1, -2)
         for t in reversed(range(T)):
@@ -605,19 +609,24 @@ class AddingGRU(NetworkProblem):
             d_candidate = d_h * (1.0 - z)
             d_z = d_h * (states[t] - candidate)
             d_a_n = d_candidate * (1.0 - candidate * candidate)
-            d_a_r = d_a_n * recurrent_n[t] * r * (1.0 - r)
-            d_a_z = d_z * z * (1.0 - z)
-            d_inputs[..., t, :H], d_inputs[..., t, H:2 * H], d_inputs[..., t, 2 * H:] = d_a_r, d_a_z, d_a_n
-            d_recurrent[..., t, :H], d_recurrent[..., t, H:2 * H] = d_a_r, d_a_z
-            d_recurrent[..., t, 2 * H:] = d_a_n * r
+            d_in, d_rec = d_inputs[t], d_recurrent[t]
+            d_in[..., :H] = d_a_n * recurrent_n[t] * r * (1.0 - r)
+            d_in[..., H:2 * H] = d_z * z * (1.0 - z)
+            d_in[..., 2 * H:] = d_a_n
+            d_rec[..., :2 * H] = d_in[..., :2 * H]
+            d_rec[..., 2 * H:] = d_a_n * r
             # back one step: through z ⊙ h_{t-1} directly, and through every gate's recurrent product
-            d_h = d_h * z + d_recurrent[..., t, :] @ W_h_T
-        runs = d_inputs.shape[:-3]
-        previous = np.stack(states, axis=-2).reshape(runs + (n * T, H))
-        d_recurrent = d_recurrent.reshape(runs + (n * T, 3 * H))
-        d_inputs_flat = d_inputs.reshape(runs + (n * T, 3 * H))
-        return [X.reshape(n * T, 2).T @ d_inputs_flat, np.swapaxes(previous, -1, -2) @ d_recurrent,
-                d_inputs_flat.sum(axis=-2), d_recurrent.sum(axis=-2), d_w, d_c]
+            d_h = d_h * z + d_rec @ W_h_T
+        runs = d_inputs.shape[1:-2]
+
+        def runs_first(a):  # (T, ..., n, k) -> (..., T n, k), rows in the order of steps_first below
+            return np.moveaxis(a, 0, -3).reshape(runs + (T * n, a.shape[-1]))
+
+        steps_first = np.moveaxis(X, 1, 0).reshape(T * n, 2)
+        d_inputs, d_recurrent = runs_first(d_inputs), runs_first(d_recurrent)
+        previous = runs_first(np.stack(states))
+        return [steps_first.T @ d_inputs, np.swapaxes(previous, -1, -2) @ d_recurrent,
+                d_inputs.sum(axis=-2), d_recurrent.sum(axis=-2), d_w, d_c]
 
     def predict(self, params, X):
         """The network's outputs ŷ for sequences ``X`` (n, T, 2), shape ``(..., n)``."""
