@@ -71,12 +71,15 @@ def test_stacked_runs_equal_runs_one_by_one(network):
     np.testing.assert_allclose(network.loss(grid, BATCH), np.stack([losses, losses]), rtol=1e-12)
 
 
-def test_cnn_blocks_of_runs_equal_the_runs_together():
-    cnn = DigitsCNN(channels=(3, 4))
-    stacked = [np.stack(a) for a in zip(*(cnn.init_params(s) for s in range(5)))]
-    whole = cnn.loss_and_grads(stacked, BATCH)
-    cnn.TRAINING_ROWS = 2 * BATCH.size  # blocks of two runs: 2 + 2 + 1
-    blocks = cnn.loss_and_grads(stacked, BATCH)
+@pytest.mark.parametrize("name", ["cnn", "gru"])
+def test_blocks_of_runs_equal_the_runs_together(name):
+    model = NETWORKS[name]()
+    stacked = [np.stack(a) for a in zip(*(model.init_params(s) for s in range(5)))]
+    model.TRAINING_ROWS = None
+    whole = model.loss_and_grads(stacked, BATCH)
+    model.TRAINING_ROWS = 2 * BATCH.size  # blocks of two runs: 2 + 2 + 1
+    assert model.n_runs_per_block(BATCH.size) == 2
+    blocks = model.loss_and_grads(stacked, BATCH)
     np.testing.assert_allclose(blocks[0], whole[0], rtol=1e-13)
     for a, b in zip(blocks[1], whole[1]):
         assert a.shape == b.shape

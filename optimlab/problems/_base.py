@@ -116,11 +116,15 @@ class NetworkProblem:
     :math:`\pm 1/\sqrt{\text{fan\_in}}`, as ``torch.nn`` draws them), ``dtype`` and ``n_train``, and defines
 
     * ``loss(params, batch=None, split="train")``: the mean loss, shape ``(...)``;
-    * ``loss_and_grads(params, batch=None) -> (loss, grads)``: the training loss on rows ``batch`` (an index
-      array; None: the whole training set) and its gradient, a list shaped like ``params``;
-    * ``metric(params, split="test")``: the task's measure (named by ``metric_name``), shape ``(...)``.
+    * ``_loss_and_grads(params, batch) -> (loss, grads)``: the training loss on rows ``batch`` (an index
+      array; None: the whole training set) and its gradient, a list shaped like ``params`` (the public
+      :meth:`loss_and_grads` checks the parameters and calls it on blocks of runs);
+    * ``metric(params, split="test")``: the task's measure (named by ``metric_name``), shape ``(...)``;
+    * ``_forward(params, X) -> (outputs, cache)``, which :meth:`_outputs` calls on blocks of rows to evaluate a
+      whole split (the loss and the metric on a split use it).
 
-    It inherits :meth:`init_params`, :meth:`repeat_params`, :meth:`flatten_params`, :meth:`unflatten_params`,
+    It inherits :meth:`loss_and_grads` (in blocks of ``TRAINING_ROWS`` rows × runs), :meth:`init_params`,
+    :meth:`repeat_params`, :meth:`flatten_params`, :meth:`unflatten_params`,
     :meth:`minibatches`, a Hessian-vector product :meth:`hvp` by central differences of gradients (a subclass
     with an exact one overrides it) and :meth:`sharpness`, the largest Hessian eigenvalue by power iteration.
     """
@@ -199,6 +203,29 @@ class NetworkProblem:
     def _per_run(self, value, shape):
         """A value per run, shape (...), made to broadcast against an array of one run's ``shape``."""
         return np.reshape(value, np.shape(value) + (1,) * len(shape))
+
+    # Rows × runs per block of loss_and_grads (None: all runs at once). Sweeping 64 networks is fast when one
+    # network's step is mostly Python overhead (the MLP); when it is mostly arithmetic (the CNN, the GRU's 30
+    # steps), 64 runs at once make activations of tens of megabytes, slower per run than blocks that stay in cache.
+    TRAINING_ROWS = None
+
+    def loss_and_grads(self, params, batch=None):
+        """The training loss on the rows ``batch`` (an index array; None: the whole training set), shape
+        ``(...)``, and its gradients, a list shaped like ``params``."""
+        params = self._check_params(params)
+        batch_shape = self._batch_shape(params)
+        rows = self.n_train if batch is None else np.size(batch)
+        block = self.n_runs_per_block(rows)
+        if len(batch_shape) != 1 or batch_shape[0] <= block:
+            return self._loss_and_grads(params, batch)
+        parts = [self._loss_and_grads([p[start:start + block] for p in params], batch)
+                 for start in range(0, batch_shape[0], block)]
+        return (np.concatenate([loss for loss, _ in parts]),
+                [np.concatenate(arrays) for arrays in zip(*(grads for _, grads in parts))])
+
+    def n_runs_per_block(self, rows):
+        """How many runs :meth:`loss_and_grads` computes together on ``rows`` rows."""
+        return math.inf if self.TRAINING_ROWS is None else max(1, self.TRAINING_ROWS // max(rows, 1))
 
     # Rows per call of an evaluation, divided by the number of runs: a whole split for 64 runs at once would make
     # arrays of hundreds of megabytes, slower than the same work in pieces that stay in cache.

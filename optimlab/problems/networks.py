@@ -105,10 +105,8 @@ class DigitsClassifier(NetworkProblem):
         X, y = self._rows(batch, split)
         return self._cross_entropy(self._outputs(params, X, axis=-2), y)
 
-    def loss_and_grads(self, params, batch=None):
-        """Mean training cross-entropy on the rows ``batch`` (None: the whole training set) and its gradients,
-        a list shaped like ``params``."""
-        params = self._check_params(params)
+    def _loss_and_grads(self, params, batch):
+        """Mean training cross-entropy on the rows ``batch`` (None: the whole training set) and its gradients."""
         X, y = self._rows(batch)
         logits, cache = self._forward(params, X)
         d_logits = (self._softmax(logits) - self._one_hot(y)) / X.shape[0]
@@ -379,7 +377,7 @@ class DigitsCNN(DigitsClassifier):
 
     name = "digits_cnn"
     image_size = 8
-    TRAINING_ROWS = 256  # rows times runs per block of loss_and_grads (see there)
+    TRAINING_ROWS = 256  # rows × runs per block of loss_and_grads: see NetworkProblem.loss_and_grads
 
     def __init__(self, channels=(8, 16), test_size=0.25, seed=0, dtype=np.float64):
         if isinstance(channels, numbers.Integral):
@@ -405,20 +403,6 @@ class DigitsCNN(DigitsClassifier):
     def __repr__(self):
         return (f"DigitsCNN(channels={self.channels}, test_size={self.test_size:g}, seed={self.seed}, "
                 f"dtype={self.dtype.name})")
-
-    def loss_and_grads(self, params, batch=None):
-        # A block of runs at a time, so that the activations stay in cache: on 2 cores the whole of 64 runs
-        # at once was slower per run than one run alone (the work is arithmetic, not Python overhead).
-        params = self._check_params(params)
-        batch_shape = self._batch_shape(params)
-        rows = self.n_train if batch is None else np.size(batch)
-        block = max(1, self.TRAINING_ROWS // max(rows, 1))
-        if len(batch_shape) != 1 or batch_shape[0] <= block:
-            return super().loss_and_grads(params, batch)
-        parts = [super(DigitsCNN, self).loss_and_grads([p[start:start + block] for p in params], batch)
-                 for start in range(0, batch_shape[0], block)]
-        return (np.concatenate([loss for loss, _ in parts]),
-                [np.concatenate(arrays) for arrays in zip(*(grads for _, grads in parts))])
 
     def _forward(self, params, X):
         """Logits, and what the backward pass needs: each block's patches, pooling windows and output."""
@@ -526,6 +510,7 @@ class AddingGRU(NetworkProblem):
     name = "adding_gru"
     metric_name = "mse"
     baseline_mse = 1.0 / 6.0
+    TRAINING_ROWS = 256  # rows × runs per block of loss_and_grads: see NetworkProblem.loss_and_grads
 
     def __init__(self, T=30, hidden=16, n_train=2000, n_test=500, seed=0, recurrent_scale=1.0, dtype=np.float64):
         self.T = _check_int("T", T, low=2)
@@ -655,10 +640,9 @@ class AddingGRU(NetworkProblem):
         error = self._outputs(params, X, axis=-1) - y
         return (error * error).mean(axis=-1)
 
-    def loss_and_grads(self, params, batch=None):
+    def _loss_and_grads(self, params, batch):
         """Mean squared error on the training rows ``batch`` (None: all) and its gradients, by backpropagation
         through time."""
-        params = self._check_params(params)
         X, y = self._rows(batch)
         prediction, cache = self._forward(params, X)
         error = prediction - y
