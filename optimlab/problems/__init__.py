@@ -21,8 +21,15 @@ is cheap, ``hessian(x)`` with shape ``(..., dim, dim)``. The arrays ``x0``, ``x_
 read-only, so an in-place update of a start point fails loudly instead of changing the problem: start from
 ``problem.x0.copy()``.
 
-:class:`DigitsMLP` is the exception: a small network whose parameters are a *list* of arrays, as the per-layer
-chapters need. It has its own, documented, interface.
+:class:`DigitsMLP`, :class:`DigitsCNN` and :class:`AddingGRU` are the exception: small networks whose
+parameters are a *list* of arrays, as the per-layer chapters need, with leading run dimensions on every array.
+They share the protocol of :class:`NetworkProblem` (``init_params(seed)``, ``loss(params, batch=None)``,
+``loss_and_grads(params, batch=None)``, ``metric(params, split="test")``, ``minibatches(batch_size, rng)``,
+``hvp``, ``sharpness``), which :func:`optimlab.experiments.run` and :func:`~optimlab.experiments.sweep` drive.
+
+The modules, one per family: ``quadratics`` (Ravine, NoisyQuadratic, MovingOptimum), ``functions2d``
+(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``; shared pieces in
+``_base``. Every name is importable from ``optimlab.problems`` itself.
 
 Constructors check their arguments and raise ``ValueError`` naming the argument and the value.
 Computation follows the dtype of the points given (float32 stays float32); integer points become float64.
