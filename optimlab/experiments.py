@@ -9,9 +9,13 @@
   losses with the diverged runs marked, ready to put next to a theoretical stability boundary.
 
 Problems follow the protocol of :mod:`optimlab.problems`: ``loss(x, t)`` and ``grad(x, t, rng)`` on points of
-shape (..., dim). Optimizers are named as in the course: ``"SGD"``, ``"Momentum"`` (SGD with momentum 0.9),
-``"Nesterov"``, ``"AdaGrad"``, ``"RMSprop"``, ``"Adam"``, ``"AdamW"``, ``"Adamax"``, ``"NAdam"``, ``"RAdam"``,
-``"Lion"``, ``"Sophia"``, ``"SGDScheduleFree"``, ``"AdamWScheduleFree"``, ``"Prodigy"``, or given as a class.
+shape (..., dim). The networks (:class:`~optimlab.problems.DigitsMLP`, :class:`~optimlab.problems.DigitsCNN`,
+:class:`~optimlab.problems.AddingGRU`, ...) are run too: their parameters are a list of arrays, trained on
+minibatches, and a swept hyperparameter of shape (B,) applies along the leading run axis of every array (see
+:func:`run` and :func:`sweep`). Optimizers are named as in the course: ``"SGD"``, ``"Momentum"`` (SGD with
+momentum 0.9), ``"Nesterov"``, ``"AdaGrad"``, ``"RMSprop"``, ``"Adam"``, ``"AdamW"``, ``"Adamax"``, ``"NAdam"``,
+``"RAdam"``, ``"Lion"``, ``"Sophia"``, ``"SGDScheduleFree"``, ``"AdamWScheduleFree"``, ``"Prodigy"``, or given as
+a class.
 
 **Schedule-Free runs** (:mod:`optimlab.schedule_free`) take their gradients at y but return x, the average, which
 is the point the method is about (its guarantees are for x; y is only where it asks for gradients). So a run's
@@ -216,11 +220,28 @@ def run(problem, optimizer="SGD", *, steps=100, x0=None, schedule=None, clip_nor
 
     Sophia gets a Hutchinson estimate of the Hessian diagonal every 10 steps (from ``problem.hvp``, clamped at
     zero) and steps with ``bs=1``, so that ``rho`` alone scales the curvature.
+
+    **Networks** (a problem with ``init_params`` and ``loss_and_grads``): ``x0`` is a list of parameter arrays
+    (default ``problem.init_params(seed)``), and two more keywords apply: ``batch_size`` (default 32; None:
+    full-batch gradient descent) and ``sharpness_every`` (default None; k: the sharpness, the largest Hessian
+    eigenvalue of the training loss, every k steps, into ``info["sharpness"]``, with ``info["sharpness_steps"]``).
+    ``seed`` seeds the initial parameters and the order of the minibatches (one epoch after another).
+    ``clip_norm`` clips each run's global norm over all arrays, as ``torch.nn.utils.clip_grad_norm_`` does for
+    one network. The trajectory has no path; ``losses[t]`` is the training loss at the parameters of step t
+    on the minibatch that step uses (``losses[steps]``: at the end, on the next minibatch; with
+    ``batch_size=None`` every loss is on the whole training set); ``info`` holds the final ``params`` and
+    ``metric`` (the problem's task metric on its test split). ``record_path`` and ``dtype`` do not apply: a
+    network computes in its problem's dtype.
     """
     steps = _check_positive_int("steps", steps)
     accumulate = _check_positive_int("accumulate", accumulate)
     if schedule is not None and not callable(schedule):
         raise TypeError(f"schedule must be a callable of the step, got {schedule!r}")
+    if _is_network(problem):
+        if accumulate != 1:
+            raise ValueError(f"accumulate is for vector problems (use batch_size on a network), got {accumulate}")
+        return _run_network(problem, optimizer, steps=steps, params=x0, schedule=schedule, clip_norm=clip_norm,
+                            clip_value=clip_value, seed=seed, divergence=divergence, swept={}, **hyperparameters)
     start = np.asarray(problem.x0 if x0 is None else x0, dtype=dtype)
     if start.shape[-1:] != (problem.dim,):
         raise ValueError(f"x0 must have shape (..., {problem.dim}) for {problem.name}, got {start.shape}")
@@ -244,9 +265,16 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
     scalars are shared. ``betas`` may be given as ``beta1=...``/``beta2=...`` arrays.
 
     >>> result = sweep(Ravine(100), "Momentum", lr=np.linspace(0.001, 0.03, 50), momentum=np.full(50, 0.9))
+
+    On a network, B copies of one start (``x0`` or ``problem.init_params(seed)``) train at once, on the same
+    minibatches, each (B,) array applied along the leading axis of every parameter array (one parameter group
+    per array, its hyperparameters reshaped to (B, 1, ...)); the options of :func:`run` for networks apply.
+
+    >>> result = sweep(DigitsMLP(), "AdamW", steps=200, lr=np.geomspace(1e-4, 1e-1, 16), weight_decay=0.01)
     """
     options = {k: axes_and_hyperparameters.pop(k) for k in
-               ("schedule", "clip_norm", "clip_value", "accumulate", "seed", "divergence", "dtype")
+               ("schedule", "clip_norm", "clip_value", "accumulate", "seed", "divergence", "dtype", "batch_size",
+                "sharpness_every")
                if k in axes_and_hyperparameters}
     swept = {k: np.asarray(v, dtype=float) for k, v in axes_and_hyperparameters.items()
              if isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1 and k != "betas"}
@@ -256,12 +284,17 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
     if len(set(sizes.values())) != 1:
         raise ValueError(f"swept hyperparameters must have the same length, got {sizes}")
     (size,) = set(sizes.values())
+    if _is_network(problem):  # the swept columns are shaped for each parameter array there
+        fixed = {k: v for k, v in axes_and_hyperparameters.items() if k not in swept}
+        return SweepResult(values=swept, trajectory=_run_network(
+            problem, optimizer, steps=steps, params=x0, swept=swept, **options, **fixed))
     hyper = {k: v for k, v in axes_and_hyperparameters.items() if k not in swept}
     hyper.update({k: v[:, None] for k, v in swept.items()})
     if "beta1" in hyper or "beta2" in hyper:
         cls, defaults = optimizer_class(optimizer)
         default_betas = cls.hyper["betas"][0]
         hyper["betas"] = (hyper.pop("beta1", default_betas[0]), hyper.pop("beta2", default_betas[1]))
+
     start = np.asarray(problem.x0 if x0 is None else x0, dtype=options.get("dtype", np.float64))
     start = np.broadcast_to(start, (size, problem.dim)).copy()
     if getattr(optimizer_class(optimizer)[0], "couples_rows", False):
@@ -289,6 +322,113 @@ def _stack(runs):
     return Trajectory(path=stacked("path"), losses=stacked("losses"), lrs=stacked("lrs"),
                       grad_norms=stacked("grad_norms"), diverged=np.array([bool(tr.diverged) for tr in runs]),
                       info={**runs[0].info, "optimizer": [tr.info["optimizer"] for tr in runs]})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Networks: parameters are a list of arrays, gradients come from minibatches
+
+
+def _is_network(problem):
+    return callable(getattr(problem, "loss_and_grads", None)) and callable(getattr(problem, "init_params", None))
+
+
+def _per_array(value, runs, ndim):
+    """A hyperparameter for one parameter array: a (B,) column reshaped to (B, 1, ..., 1) against an array
+    with ``ndim`` dimensions per run; a scalar as it is; betas element by element."""
+    if isinstance(value, tuple):
+        return tuple(_per_array(v, runs, ndim) for v in value)
+    if runs and np.ndim(value) == 1:
+        return np.asarray(value, dtype=float).reshape((-1,) + (1,) * ndim)
+    return value
+
+
+def _run_network(problem, optimizer, *, steps, params=None, swept, schedule=None, clip_norm=None, clip_value=None,
+                 seed=0, divergence=1e8, batch_size=32, sharpness_every=None, **hyperparameters):
+    """Train one network, or B copies of it with the (B,) columns of ``swept``: see :func:`run` and :func:`sweep`."""
+    if batch_size is not None:
+        batch_size = _check_positive_int("batch_size", batch_size)
+    if sharpness_every is not None:
+        sharpness_every = _check_positive_int("sharpness_every", sharpness_every)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    start = problem.init_params(seed) if params is None else params
+    if not isinstance(start, (list, tuple)):
+        raise ValueError(f"x0 must be a list of parameter arrays for {problem.name}, got {type(start).__name__}")
+    start = problem._check_params(start, "x0")
+    if start[0].ndim != len(problem.param_shapes[0]):
+        raise ValueError(f"x0 must be one network's parameters (a sweep repeats them), got shape {start[0].shape}")
+    runs = len(next(iter(swept.values()))) if swept else 0
+    params = problem.repeat_params(start, runs) if runs else [p.copy() for p in start]
+    # swept beta1/beta2 become the betas pair; every column is shaped for each array
+    hyper = dict(hyperparameters)
+    columns = dict(swept)
+    if "beta1" in columns or "beta2" in columns:
+        cls, _ = optimizer_class(optimizer)
+        default_betas = hyper.pop("betas", cls.hyper["betas"][0])
+        columns["betas"] = (columns.pop("beta1", default_betas[0]), columns.pop("beta2", default_betas[1]))
+    groups = [{"params": [p], **{k: _per_array(v, runs, len(shape)) for k, v in columns.items()}}
+              for p, shape in zip(params, problem.param_shapes)]
+    opt = make_optimizer(optimizer, groups, **hyper)
+    base_lrs = [group["lr"] for group in opt.param_groups]
+    batch_shape = (runs,) if runs else ()
+
+    def run_norms(arrays):  # one global norm per run, over every array
+        return np.sqrt(sum(np.sum(a * a, axis=tuple(range(len(batch_shape), a.ndim))) for a in arrays))
+
+    def per_run(value, array):
+        return np.reshape(value, np.shape(value) + (1,) * (array.ndim - len(batch_shape)))
+
+    rng = np.random.default_rng(seed)
+    epochs = iter(())
+
+    def next_batch():  # one epoch of shuffled minibatches after another; None: the whole training set
+        nonlocal epochs
+        if batch_size is None:
+            return None
+        batch = next(epochs, None)
+        if batch is None:
+            epochs = problem.minibatches(batch_size, rng)
+            batch = next(epochs)
+        return batch
+
+    losses = np.empty((steps + 1, *batch_shape))
+    lrs = np.empty((steps, *batch_shape))
+    grad_norms = np.empty((steps, *batch_shape))
+    sharpness_steps = np.arange(0, steps + 1, sharpness_every) if sharpness_every else np.arange(0)
+    sharpness = np.empty((sharpness_steps.size, *batch_shape))
+    with np.errstate(all="ignore"):  # diverging runs overflow; they are marked, not warned about
+        dead = np.zeros(batch_shape, dtype=bool)
+        for t in range(steps):
+            if sharpness_every and t % sharpness_every == 0:
+                sharpness[t // sharpness_every] = problem.sharpness(params)
+            if schedule is not None:
+                for group, base in zip(opt.param_groups, base_lrs):
+                    group["lr"] = base * schedule(t)
+            loss, grads = problem.loss_and_grads(params, next_batch())
+            losses[t] = loss
+            if t == 0:
+                bound = divergence * np.maximum(np.where(np.isfinite(loss), np.abs(loss), np.inf), 1.0)
+            if clip_norm is not None:
+                coef = np.minimum(clip_norm / (run_norms(grads) + 1e-6), 1.0)  # torch's coefficient, per run
+                for g in grads:
+                    g *= per_run(coef, g).astype(g.dtype)
+            if clip_value is not None:
+                clip_grad_value_(grads, clip_value)
+            grad_norms[t] = run_norms(grads)
+            lrs[t] = np.broadcast_to(np.asarray(opt.param_groups[0]["lr"], dtype=float).reshape(-1)
+                                     if runs else opt.param_groups[0]["lr"], batch_shape)
+            opt.step(grads)
+            dead |= ~(np.abs(loss) <= bound)
+        final_batch = next_batch()
+        losses[steps] = problem.loss(params, final_batch)
+        dead |= ~(np.abs(losses[steps]) <= bound)
+        if sharpness_every and steps % sharpness_every == 0:
+            sharpness[-1] = problem.sharpness(params)
+        metric = problem.metric(params)
+    info = {"f_star": None, "params": params, "metric": metric, "optimizer": opt}
+    if sharpness_every:
+        info["sharpness"], info["sharpness_steps"] = sharpness, np.array(sharpness_steps)
+    return Trajectory(path=None, losses=losses, lrs=lrs, grad_norms=grad_norms, diverged=dead, info=info)
 
 
 def grid(problem, optimizer="SGD", *, steps=100, x0=None, **axes_and_hyperparameters):

@@ -100,8 +100,8 @@ def test_plain_edition_has_no_myst(path):
 def test_plain_edition_folds_every_solution(path):
     nb = json.loads((editions.PLAIN / path.name).read_text())
     text = "\n".join(_md(nb))
-    folded = re.findall(r"^<details>\n<summary>Solution to Exercise \d+\.\d+ \(click to show\)</summary>\n(.*?)^</details>$", text,
-                        re.M | re.S)
+    folded = re.findall(r"^<details>\n<summary>Solution to Exercise \d+\.\d+ \(click to show\)</summary>\n"
+                        r"(.*?)^</details>$", text, re.M | re.S)
     assert len(folded) == len(_solutions(path)) == text.count("<details>") == text.count("</details>")
     # no solution text outside its <details>
     outside = re.sub(r"^<details>.*?^</details>$", "", text, flags=re.M | re.S)
