@@ -1008,12 +1008,13 @@ def amsgrad_step():
     torch's AMSGrad (Adam with ``amsgrad=True``), pure.
 
     As Adam, but v_max ← max(v_max, v) on the raw v, and the step divides by √(v_max/(1 − β₂ᵗ)) + ε.
-    (Reddi et al.'s paper and optax take the maximum of the bias-corrected v̂ instead: another convention.)
+    (optax takes the maximum of the bias-corrected v̂ instead, another convention; Reddi et al.'s paper has no bias
+    correction at all.)
     """
     cases = _optimizer_cases(_amsgrad_state, ADAM_HYPERS, seed=10, t_steps=True)
     mistakes = [
-        _Mistake("You took the maximum of the bias-corrected v̂ = v/(1 − β₂ᵗ): that is the convention of "
-                 "Reddi et al.'s paper and of optax, a different AMSGrad. torch (and this check) keeps the "
+        _Mistake("You took the maximum of the bias-corrected v̂ = v/(1 − β₂ᵗ): that is optax's convention, a "
+                 "different AMSGrad (Reddi et al.'s paper has no bias correction). torch (and this check) keeps the "
                  "maximum of the raw v and divides it by 1 − β₂ᵗ afterwards.", _amsgrad_variant(max_hat=True)),
         _Mistake("The step seems to divide by the current v, not by the running maximum v_max: that is plain "
                  "Adam. AMSGrad divides by √(v_max/(1 − β₂ᵗ)) + ε.", _amsgrad_variant(no_max=True), on=(0,)),

@@ -266,7 +266,7 @@ MISTAKES = [
         (lambda m2, v2: (lambda vh: (th - lr * m2 / (1 - betas[0] ** t) / (np.sqrt(vh) + eps), m2, v2, vh))(
             np.maximum(vm, v2 / (1 - betas[1] ** t))))(betas[0] * m + (1 - betas[0]) * g,
                                                        betas[1] * v + (1 - betas[1]) * g * g),
-     "convention of Reddi et al.'s paper and of optax"),
+     "that is optax's convention"),
     ("amsgrad_step", lambda th, g, m, v, vm, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8:
         adam_step(th, g, m, v, t, lr, betas, eps) + (np.maximum(vm, betas[1] * v + (1 - betas[1]) * g * g),),
      "not by the running maximum"),
