@@ -468,8 +468,8 @@ class Lion(Optimizer):
     r"""Lion: the sign of an interpolated momentum (Chen et al. 2023, found by program search).
 
     .. math::
-        c_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
-        \theta_t = \theta_{t-1} - \eta\,\mathrm{sign}(c_t), \qquad
+        u_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
+        \theta_t = \theta_{t-1} - \eta\,\mathrm{sign}(u_t), \qquad
         m_t = \beta_2 m_{t-1} + (1-\beta_2) g_t
 
     Every coordinate moves by exactly η (plus decoupled decay), so Lion wants a learning rate 3–10× smaller than
@@ -502,13 +502,13 @@ class Lion(Optimizer):
 
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
-        m, c = s["exp_avg"], tmp[0]
+        m, u = s["exp_avg"], tmp[0]
         beta1, beta2 = h["betas"]
-        # c = β₁m + (1−β₁)g, with the old m
-        np.multiply(m, beta1, out=c)
-        c += np.multiply(g, 1 - beta1, out=tmp[1])
-        # θ ← θ − η sign(c)
-        theta -= np.multiply(np.sign(c, out=c), h["lr"], out=c)
+        # u = β₁m + (1−β₁)g, with the old m
+        np.multiply(m, beta1, out=u)
+        u += np.multiply(g, 1 - beta1, out=tmp[1])
+        # θ ← θ − η sign(u)
+        theta -= np.multiply(np.sign(u, out=u), h["lr"], out=u)
         # m ← β₂m + (1−β₂)g
         m *= beta2
         m += np.multiply(g, 1 - beta2, out=tmp[1])
