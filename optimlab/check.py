@@ -1476,7 +1476,7 @@ def _lion_variant(sign_of="c", m_beta1=False, wd_lr=True):
 def lion_step():
     """Check ``fn(theta, grad, m, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0) -> (theta, m)``: Lion as
     optimlab.Lion and lion-pytorch, pure:
-    c = β₁m + (1 − β₁)g, θ ← θ(1 − ηλ) − η sign(c), m ← β₂m + (1 − β₂)g. ``m`` starts at zeros.
+    u = β₁m + (1 − β₁)g, θ ← θ(1 − ηλ) − η sign(u), m ← β₂m + (1 − β₂)g. ``m`` starts at zeros.
     """
     cases = _optimizer_cases(_normal_state, [
         ("a later step with decay", {"lr": 0.01, "weight_decay": 0.1}),
@@ -1484,10 +1484,10 @@ def lion_step():
         ("β = (0.2, 0.95), η = 0.1, λ = 0.5", {"lr": 0.1, "betas": (0.2, 0.95), "weight_decay": 0.5}),
     ], seed=18)
     mistakes = [
-        _Mistake("The step seems to use sign(m) of the updated buffer; Lion steps with sign(c), "
-                 "c = β₁m + (1 − β₁)g with the old m, and only then updates m with β₂.",
+        _Mistake("The step seems to use sign(m) of the updated buffer; Lion steps with sign(u), "
+                 "u = β₁m + (1 − β₁)g with the old m, and only then updates m with β₂.",
                  _lion_variant(sign_of="m")),
-        _Mistake("The step seems to use sign(m) of the old buffer; Lion steps with sign(c), c = β₁m + (1 − β₁)g.",
+        _Mistake("The step seems to use sign(m) of the old buffer; Lion steps with sign(u), u = β₁m + (1 − β₁)g.",
                  _lion_variant(sign_of="old")),
         _Mistake("m seems to be updated with β₁ (it is c); the buffer uses β₂: m ← β₂m + (1 − β₂)g.",
                  _lion_variant(m_beta1=True)),
