@@ -23,6 +23,7 @@ from ._base import (
     _view_of,
     betas_pair,
     boolean,
+    check_number,
     closed_unit_interval,
     finite,
     nonnegative,
@@ -550,17 +551,15 @@ class SophiaG(Optimizer):
 
     def step(self, grads, bs=5120):
         """One Sophia update; ``bs`` is the batch size (tokens per step) that scales the Hessian estimate."""
-        if isinstance(bs, bool) or not isinstance(bs, (int, float, np.integer, np.floating)) or not bs > 0 \
-                or bs == np.inf:
+        check_number("bs", bs, array=False)
+        if not bs > 0:
             raise ValueError(f"bs must be a positive finite number, got {bs!r}")
-        self._check_grads(grads)
-        self._revalidate()
+        self._revalidate(grads)
         self._step(grads, bs=bs)
 
     def update_hessian(self, estimates):
         """h ← β₂h + (1−β₂)ĥ for each parameter (``estimates`` in parameter order; None leaves one alone)."""
-        self._check_grads(estimates, name="estimates")
-        self._revalidate()
+        self._revalidate(estimates, name="estimates")
         for group, units in zip(self.param_groups, self._units):
             beta2 = group["betas"][1]
             for unit in units:
