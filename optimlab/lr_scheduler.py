@@ -47,6 +47,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._base import check_int, check_number, describe, number_error
 from .schedules import (
     Schedule,
     _anneal,
@@ -308,6 +309,7 @@ class LRScheduler:
             missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
             raise ValueError(f"state_dict does not belong to a {type(self).__name__}: missing keys "
                              f"{missing}, unexpected keys {unexpected}")
+        self._check_state(state_dict)
         for key, value in state_dict.items():
             if key in self._callables:
                 current = getattr(self, key)
@@ -320,8 +322,84 @@ class LRScheduler:
             else:
                 setattr(self, key, copy.deepcopy(value))
 
+    def _check_state(self, state_dict):
+        """Check a state dict before anything is loaded: each field of the kind this scheduler holds (numbers
+        that fit a float64, one entry per group, ...), then a trial copy that runs with it (see _trial)."""
+        current = self.state_dict()
+        for key, value in state_dict.items():
+            if key not in self._callables and key != "_schedulers":
+                _check_like(f"state_dict[{key!r}]", value, current[key])
+        check_int("state_dict['last_epoch']", state_dict["last_epoch"], -1)
+        trial = copy.copy(self)
+        trial.__dict__ = {**self.__dict__, **{k: copy.deepcopy(v) for k, v in state_dict.items()
+                                              if k not in self._callables and k != "_schedulers"}}
+        try:
+            trial._trial()
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"state_dict holds values this {type(self).__name__} cannot run with: {e}") from None
+
+    def _trial(self):
+        """Run the checks of construction on the fields (the closed form's factories), then compute the next
+        rates (they must be learning rates: finite, >= 0; momenta in [0, 1])."""
+        try:
+            self.closed_form()
+        except NotImplementedError:
+            pass
+        k = self.last_epoch + 1
+        for i, update in enumerate(self._updates(k, initial=False, restart=k == 0)):
+            lr = update["lr"]
+            check_number(f"the rate of group {i} at step {k}", lr)
+            if not np.all(np.asarray(lr) >= 0):
+                raise ValueError(f"the rate of group {i} at step {k} would be {describe(lr)}, not >= 0")
+            for key in ("momentum", "betas"):
+                if key in update:
+                    m = update[key][0] if key == "betas" else update[key]
+                    if number_error(key, m) or not np.all((np.asarray(m) >= 0) & (np.asarray(m) <= 1)):
+                        raise ValueError(f"the {key} of group {i} at step {k} would be {describe(m)}, "
+                                         f"not in [0, 1]")
+
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
+
+
+def _check_like(name, value, reference):
+    """``value`` is of the kind ``reference`` is (a loaded field against this scheduler's own): a number that
+    fits a float64 (not NaN) for a number, an int for an int count, an array for an array, a list of the same
+    length, a string, a bool, None."""
+    if reference is None or isinstance(reference, (str, bool, np.bool_)):
+        expected = type(None) if reference is None else (str if isinstance(reference, str) else (bool, np.bool_))
+        if not isinstance(value, expected):
+            raise TypeError(f"{name} must be {_kind(reference)}, got {describe(value)}")
+    elif isinstance(reference, (int, float, np.integer, np.floating, np.ndarray)):
+        is_array = isinstance(reference, np.ndarray) and reference.ndim > 0
+        error = number_error(name, value, array=is_array, finite=False)
+        if error is None and is_array != (isinstance(value, np.ndarray) and value.ndim > 0):
+            error = TypeError(f"{name} must be {_kind(reference)}, got {describe(value)}")
+        if error is None and np.any(np.isnan(np.asarray(value, dtype=np.float64))):
+            error = ValueError(f"{name} must not be NaN, got {describe(value)}")
+        if error is None and is_array and np.broadcast_shapes(value.shape, reference.shape) != reference.shape:
+            error = ValueError(f"{name} must have shape {reference.shape}, got {value.shape}")
+        if error is not None:
+            raise error
+    elif isinstance(reference, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(reference):
+            raise ValueError(f"{name} must be a list of {len(reference)} entries (one per group or item), got "
+                             f"{describe(value)}")
+        for i, (v, r) in enumerate(zip(value, reference)):
+            _check_like(f"{name}[{i}]", v, r)
+    elif isinstance(reference, dict):
+        if not isinstance(value, dict) or set(value) != set(reference):
+            raise ValueError(f"{name} must be a dict with keys {sorted(reference)}, got {describe(value)}")
+        for key in reference:
+            _check_like(f"{name}[{key!r}]", value[key], reference[key])
+
+
+def _kind(reference) -> str:
+    if reference is None:
+        return "None"
+    if isinstance(reference, np.ndarray):
+        return "a numpy array of numbers"
+    return {str: "a string", bool: "True or False", np.bool_: "True or False"}.get(type(reference), "a number")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -923,6 +1001,11 @@ class SequentialLR(LRScheduler):
                 scheduler._advance()
             self._last_lr = scheduler.get_last_lr()
 
+    def _trial(self):
+        milestones = _milestones("_milestones", self._milestones, strict=True, minimum=1)
+        if len(milestones) != len(self._schedulers) - 1:
+            raise ValueError(f"_milestones must have {len(self._schedulers) - 1} entries, got {milestones!r}")
+
     def closed_form(self):
         forms = [s.closed_form() for s in self._schedulers]
         return [join_schedules([f[i] for f in forms], self._milestones) for i in range(len(forms[0]))]
@@ -943,6 +1026,7 @@ class SequentialLR(LRScheduler):
         expected = set(self.state_dict())
         if set(state_dict) != expected:
             raise ValueError(f"state_dict does not belong to a SequentialLR: keys {sorted(state_dict)}")
+        self._check_state(state_dict)
         with self._unchanged_on_error([]):
             for key, value in state_dict.items():
                 if key != "_schedulers":
@@ -1016,10 +1100,12 @@ class ReduceLROnPlateau(LRScheduler):
         if metrics is None:
             raise TypeError("ReduceLROnPlateau.step() needs the monitored metric: step(metrics), "
                             "got metrics=None")
-        try:
-            current = float(metrics)
-        except (TypeError, ValueError):
-            raise TypeError(f"metrics must be a number, got {metrics!r}") from None
+        if isinstance(metrics, np.ndarray) and metrics.ndim == 0:
+            metrics = metrics[()]  # a loss computed by numpy
+        error = number_error("metrics", metrics, array=False, finite=False)
+        if error is not None:
+            raise error
+        current = float(metrics)
         if math.isnan(current):
             raise ValueError(f"metrics must not be NaN, got {metrics!r}")
         with self._unchanged_on_error(self.optimizer.param_groups):
@@ -1040,6 +1126,17 @@ class ReduceLROnPlateau(LRScheduler):
 
     def closed_form(self):
         raise TypeError("ReduceLROnPlateau has no closed form: its rates depend on the metric")
+
+    def _trial(self):
+        # the constructor's checks, on the loaded values (it writes nothing into the optimizer)
+        min_lr = self.min_lrs if self.default_min_lr is None else self.default_min_lr
+        ReduceLROnPlateau(self.optimizer, self.mode, self.factor, self.patience, self.threshold,
+                          self.threshold_mode, self.cooldown, min_lr, self.eps)
+        for key in ("cooldown_counter", "num_bad_epochs", "last_epoch"):
+            check_int(key, getattr(self, key), 0)
+        if self.mode_worse != (math.inf if self.mode == "min" else -math.inf):
+            raise ValueError(f"mode_worse must be {'inf' if self.mode == 'min' else '-inf'} for mode="
+                             f"{self.mode!r}, got {self.mode_worse!r}")
 
     @property
     def in_cooldown(self) -> bool:
