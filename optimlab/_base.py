@@ -435,14 +435,15 @@ class Optimizer:
     def _check_group(self, group, prefix):
         """Hook: checks that involve several hyperparameters (e.g. nesterov needs momentum)."""
 
-    def _revalidate(self, grads=None, name="grads"):
+    def _revalidate(self, grads=None, name="grads", hyper=True):
         """Check what was changed by hand since the last step, and ``grads`` against the parameters; then
         record it. Nothing changes unless everything is valid.
 
         Changes by hand: a hyperparameter reassigned or an array one changed in place (re-checked; unchanged
         groups cost a few identity tests), a key deleted (a named error), a ``params`` list replaced or edited
         (as in torch, the new list is the one updated: parameters that stay keep their state, new ones start
-        fresh)."""
+        fresh). ``hyper=False`` (a state dict of the optimizer as it stands) leaves reassigned hyperparameters
+        to the next step, unless a ``params`` list changed too."""
         groups = self.param_groups
         if type(groups) is not list or len(groups) != len(self._units):
             n = len(groups) if isinstance(groups, list) else type(groups).__name__
@@ -463,6 +464,8 @@ class Optimizer:
                 copies = self._array_copies[gi]
                 if copies and not all(np.array_equal(a, copy) for a, copy in copies):
                     recheck.append(gi)
+        if not hyper and not relink:
+            return
         if not recheck and not relink:
             if grads is not None:
                 self._check_grads(grads, name, self._all_params)
@@ -692,6 +695,7 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """A snapshot (copies): ``{"state": {index: {...}}, "param_groups": [{hyperparameters, "params": [...]}]}``."""
+        self._revalidate(hyper=False)  # a params list changed by hand: the one the next step would update
         state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
                  for i, entry in self.state.items() if self._has_state(entry)}
         groups, first = [], 0

@@ -39,6 +39,7 @@ constructor or ``step`` that raises leaves the optimizer's groups and the schedu
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import types
 from bisect import bisect_right
@@ -217,17 +218,26 @@ class LRScheduler:
 
     def _advance(self, initial=False):
         k = self.last_epoch + 1
-        updates = self._updates(k, initial=initial, restart=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing rate is refused by _write, by name
+            updates = self._updates(k, initial=initial, restart=False)
         self.last_epoch = k
         self._write(updates)
 
     def _restart(self):
         """Start again at this scheduler's own step 0 (SequentialLR, at a milestone): the closed form at 0."""
-        updates = self._updates(0, initial=False, restart=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            updates = self._updates(0, initial=False, restart=True)
         self.last_epoch = 0
         self._write(updates)
 
     def _write(self, updates):
+        for i, update in enumerate(updates):
+            lr = update["lr"]
+            # (finite only: a rate below zero is torch's too, in some one-cycle settings; the optimizer names it)
+            if number_error("lr", lr) is not None:
+                raise ValueError(f"{type(self).__name__} would set param_groups[{i}]['lr'] to {describe(lr)} at "
+                                 f"step {self.last_epoch}: not a finite number; check its arguments (gamma, "
+                                 f"factors, max_lr)")
         for group, update in zip(self.optimizer.param_groups, updates, strict=True):
             group.update(update)
         self._last_lr = [_copy(group["lr"]) for group in self.optimizer.param_groups]
@@ -327,7 +337,16 @@ class LRScheduler:
         that fit a float64, one entry per group, ...), then a trial copy that runs with it (see _trial)."""
         current = self.state_dict()
         for key, value in state_dict.items():
-            if key not in self._callables and key != "_schedulers":
+            if key in self._callables:
+                # a saved callable is None (a plain function) or the __dict__ of a callable object, as in torch
+                many = isinstance(current[key], list)
+                saved = value if many else [value]
+                if not isinstance(saved, list) or (many and len(saved) != len(current[key])) \
+                        or not all(v is None or isinstance(v, dict) for v in saved):
+                    raise TypeError(f"state_dict[{key!r}] must be {'a list of ' if many else ''}None or a dict of "
+                                    f"a callable's attributes{f' ({len(current[key])})' if many else ''}, got "
+                                    f"{describe(value)}")
+            elif key != "_schedulers":
                 _check_like(f"state_dict[{key!r}]", value, current[key])
         check_int("state_dict['last_epoch']", state_dict["last_epoch"], -1)
         trial = copy.copy(self)
@@ -335,12 +354,21 @@ class LRScheduler:
                                               if k not in self._callables and k != "_schedulers"}}
         try:
             trial._trial()
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, ArithmeticError) as e:
             raise ValueError(f"state_dict holds values this {type(self).__name__} cannot run with: {e}") from None
 
     def _trial(self):
-        """Run the checks of construction on the fields (the closed form's factories), then compute the next
-        rates (they must be learning rates: finite, >= 0; momenta in [0, 1])."""
+        """Run the checks of construction on the fields (the constructor itself, on a stand-in optimizer, and
+        the closed form's factories), then compute the next rates (finite; momenta in [0, 1])."""
+        # the constructor, on a stand-in optimizer, when every argument it needs is a field of the same name
+        args = {}
+        for name, parameter in list(inspect.signature(type(self).__init__).parameters.items())[2:]:
+            if name in self.__dict__:
+                args[name] = self.__dict__[name]
+            elif parameter.default is inspect.Parameter.empty:
+                break
+        else:
+            type(self)(_StandIn(self.optimizer), **{k: v for k, v in args.items() if k != "last_epoch"})
         try:
             self.closed_form()
         except NotImplementedError:
@@ -349,8 +377,6 @@ class LRScheduler:
         for i, update in enumerate(self._updates(k, initial=False, restart=k == 0)):
             lr = update["lr"]
             check_number(f"the rate of group {i} at step {k}", lr)
-            if not np.all(np.asarray(lr) >= 0):
-                raise ValueError(f"the rate of group {i} at step {k} would be {describe(lr)}, not >= 0")
             for key in ("momentum", "betas"):
                 if key in update:
                     m = update[key][0] if key == "betas" else update[key]
@@ -360,6 +386,14 @@ class LRScheduler:
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
+
+
+class _StandIn:
+    """An optimizer's copy for trying a scheduler's constructor on: its groups are copies of the real ones."""
+
+    def __init__(self, optimizer):
+        self.param_groups = [{k: _copy(v) for k, v in g.items() if k != "initial_lr"}
+                             for g in optimizer.param_groups]
 
 
 def _check_like(name, value, reference):
