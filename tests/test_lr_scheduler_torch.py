@@ -33,7 +33,7 @@ from torch.optim import lr_scheduler as T  # noqa: E402
 
 import optimlab  # noqa: E402
 from optimlab import lr_scheduler as O  # noqa: E402
-from optimlab.schedules import cosine_restarts_schedule, warmup_cosine_schedule, wsd_schedule  # noqa: E402
+from optimlab.schedules import cosine_restarts_schedule, warmup_cosine_schedule  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("error::UserWarning")]
 
@@ -49,6 +49,30 @@ def _report_worst():
         print("\nworst relative difference against torch 2.13.0, per scheduler:")
         for name, worst in sorted(WORST.items()):
             print(f"  {name:28s} {worst:.3g}")
+
+
+def warmup_cosine_multiplier(W, total, eta_min):
+    """The warm-up-then-cosine multiplier written out from its definition (not optimlab's code), for torch's
+    LambdaLR: k/W for k < W, then a half cosine from 1 to eta_min over the remaining total − W steps."""
+    def f(k):
+        if k < W:
+            return k / W
+        t = min(k - W, total - W)
+        return eta_min + (1 - eta_min) * (1 + math.cos(math.pi * t / (total - W))) / 2
+    return f
+
+
+def wsd_multiplier(warmup_steps, stable_steps, decay_steps, decay_type="cosine", min_lr_ratio=0.0):
+    """Warmup-stable-decay written out from its definition (Hu et al. 2024), for torch's LambdaLR."""
+    def f(k):
+        if k < warmup_steps:
+            return k / warmup_steps
+        if k < warmup_steps + stable_steps:
+            return 1.0
+        p = min((k - warmup_steps - stable_steps) / decay_steps, 1.0)
+        h = {"linear": 1 - p, "cosine": (1 + math.cos(math.pi * p)) / 2, "1-sqrt": 1 - math.sqrt(p)}[decay_type]
+        return min_lr_ratio + (1 - min_lr_ratio) * h
+    return f
 
 
 def rel(a, b) -> float:
@@ -245,8 +269,16 @@ def test_wsd_matches_torch_lambda(seed):
                 decay_steps=int(r.integers(1, 100)), decay_type=str(r.choice(["linear", "cosine", "1-sqrt"])),
                 min_lr_ratio=float(r.choice([0.0, r.uniform(0, 0.5)])))
     t_opt, o_opt = twins(str(r.choice(["sgd", "adam"])), _base_lrs(r))
-    multiplier = wsd_schedule(1.0, **args)
-    compare("WSD", t_opt, o_opt, T.LambdaLR(t_opt, multiplier), O.WSD(o_opt, **args), 400)
+    compare("WSD", t_opt, o_opt, T.LambdaLR(t_opt, wsd_multiplier(**args)), O.WSD(o_opt, **args), 400)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_warmup_cosine_schedule_matches_torch_lambda(seed):
+    r = np.random.default_rng([seed, 201])
+    W, total, eta_min = int(r.integers(0, 60)), int(r.integers(61, 300)), float(r.choice([0.0, r.uniform(0, 0.3)]))
+    t_opt, o_opt = twins(str(r.choice(["sgd", "adam"])), _base_lrs(r))
+    compare("warmup_cosine", t_opt, o_opt, T.LambdaLR(t_opt, warmup_cosine_multiplier(W, total, eta_min)),
+            O.LambdaLR(o_opt, warmup_cosine_schedule(1.0, W, total, eta_min=eta_min)), 400)
 
 
 def plateau_settings(r):
@@ -386,7 +418,7 @@ def test_state_dict_through_pickle_continues_like_torch(name, seed):
         kind, n = "sgd", 300
 
         def build(M, opt):
-            return O.WSD(opt, **args) if M is O else T.LambdaLR(opt, wsd_schedule(1.0, **args))
+            return O.WSD(opt, **args) if M is O else T.LambdaLR(opt, wsd_multiplier(**args))
     elif name == "ReduceLROnPlateau":
         args, metrics = plateau_settings(r)
         kind, n = "sgd", len(metrics)

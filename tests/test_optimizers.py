@@ -3,6 +3,7 @@ honest errors (a step that raises changes nothing), vectorized sweeps (a sweep i
 that differ from PyTorch (epsilon inside the square root, the paper's AdamW decay), skipped parameters, aliases.
 """
 
+import copy
 import math
 import pickle
 
@@ -151,8 +152,10 @@ def test_state_dict_resumes_bit_for_bit(name, how, kind, tmp_path):
     opt = make(name, params)
     for grads in stream[:6]:
         drive(opt, grads)
-    saved = ROUNDTRIPS[how](opt.state_dict(), tmp_path)
-    assert_same(ROUNDTRIPS[how](opt.state_dict(), tmp_path), opt.state_dict())
+    snapshot = opt.state_dict()
+    frozen = copy.deepcopy(snapshot)
+    saved = ROUNDTRIPS[how](snapshot, tmp_path)
+    assert_same(saved, frozen)                  # the round trip is exact
 
     copies = layout(kind, params)
     fresh = getattr(ol, name)([{"params": copies[:2]}, {"params": copies[2:]}])   # constructor defaults
@@ -163,6 +166,7 @@ def test_state_dict_resumes_bit_for_bit(name, how, kind, tmp_path):
         drive(fresh, grads)
     for p, q in zip(params, copies):
         assert np.array_equal(p, q), f"{name}: the resumed run differs by {np.max(np.abs(p - q)):.3g}"
+    assert_same(snapshot, frozen)               # a snapshot is a copy: the steps since did not reach into it
     assert_same(fresh.state_dict(), opt.state_dict())
 
 
@@ -760,7 +764,12 @@ def test_sophia_steps_are_sign_steps_until_the_first_hessian_refresh():
     opt.update_hessian([np.full(3, 1e6)])       # a large curvature makes the step |m|/(ρ·bs·h) < 1
     before = theta.copy()
     opt.step([np.array([1.0, 1.0, 1.0])], bs=100)
-    assert np.all(np.abs(theta - before) < 0.1)
+    # by hand: β₁ = 0.965, β₂ = 0.99, ρ = 0.04; m = β₁(1−β₁)g₁ + (1−β₁)g₂, h = (1−β₂)·1e6, step η·m/(ρ·bs·h)
+    m = 0.965 * 0.035 * np.array([1e-6, -5.0, 0.0]) + 0.035 * 1.0
+    expected = 0.1 * np.sign(m) * np.minimum(np.abs(m) / (0.04 * 100 * 0.01 * 1e6), 1.0)
+    step = before - theta
+    assert np.all(step != 0) and np.all(np.abs(step) < 0.1)
+    np.testing.assert_allclose(step, expected, rtol=0, atol=3e-17)  # θ ≈ ±0.1: its ulp bounds the difference
 
 
 def test_sgd_first_step_has_no_dampening_and_lr_stays_outside_the_buffer():
