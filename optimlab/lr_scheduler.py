@@ -1180,7 +1180,7 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"the optimizer now has {len(groups)} param groups but min_lr was given "
+                raise ValueError(f"the optimizer now has {len(groups)} param groups but min_lr was given "
                                    f"for {len(self.min_lrs)}: set min_lrs to one value per group")
             self.min_lrs = [_copy(self.default_min_lr) for _ in groups]
         for group, min_lr in zip(groups, self.min_lrs):
