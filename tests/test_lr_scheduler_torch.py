@@ -601,3 +601,56 @@ def test_cosine_keeps_going_past_t_max_like_torch():
         o_s.step()
     assert o_s.get_last_lr() == t_s.get_last_lr()
     assert math.isclose(o_s.get_last_lr()[0], 0.1, rel_tol=1e-12)  # back at the base rate at 2·T_max
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Gaps that mutation testing found
+
+
+class HalfPower:
+    """A callable scale_fn with state: torch saves its __dict__ in the state dict, and restores it."""
+
+    def __init__(self, a=0.5):
+        self.a = a
+
+    def __call__(self, x):
+        return self.a ** x
+
+
+def test_cyclic_writes_the_momentum_bounds_into_the_groups_and_saves_scale_fn_as_torch():
+    t_opt, o_opt = twins("sgd")
+    t_fn, o_fn = HalfPower(), HalfPower()
+    t_sched = T.CyclicLR(t_opt, 0.01, 0.1, step_size_up=3, scale_fn=t_fn, base_momentum=0.7, max_momentum=0.95)
+    o_sched = O.CyclicLR(o_opt, 0.01, 0.1, step_size_up=3, scale_fn=o_fn, base_momentum=0.7, max_momentum=0.95)
+    for tg, og in zip(t_opt.param_groups, o_opt.param_groups):
+        assert og["max_momentum"] == tg["max_momentum"] == 0.95
+        assert og["base_momentum"] == tg["base_momentum"] == 0.7
+        assert og["momentum"] == tg["momentum"] == 0.95
+    assert o_sched.state_dict()["scale_fn"] == t_sched.state_dict()["_scale_fn_custom"] == {"a": 0.5}
+    plain = O.CyclicLR(twins("sgd")[1], 0.01, 0.1, scale_fn=lambda x: 1.0)
+    assert plain.state_dict()["scale_fn"] is None          # a plain function is not saved, as in torch
+    saved = o_sched.state_dict()
+    saved["scale_fn"] = {"a": 0.25}
+    o_sched.load_state_dict(saved)
+    assert o_fn.a == 0.25                                   # restored into the live callable
+
+
+def test_plateau_defaults_are_torchs_and_min_lrs_follow_add_param_group():
+    t_opt, o_opt = twins("sgd", (0.1,))
+    t_sched, o_sched = T.ReduceLROnPlateau(t_opt), O.ReduceLROnPlateau(o_opt)
+    for key in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps", "min_lrs",
+                "default_min_lr", "best", "mode_worse", "last_epoch"):
+        assert getattr(o_sched, key) == getattr(t_sched, key), key
+    for opt in (t_opt, o_opt):
+        opt.add_param_group({"params": [torch.zeros(2, dtype=torch.float64)] if opt is t_opt else [np.zeros(2)],
+                             "lr": 1e-9})
+    for metric in [1.0] + [2.0] * 11:                       # the cut on the 11th bad epoch (patience 10)
+        t_sched.step(metric)
+        o_sched.step(metric)
+    assert [g["lr"] for g in o_opt.param_groups] == [g["lr"] for g in t_opt.param_groups]
+    assert o_sched.min_lrs == t_sched.min_lrs == [0, 0]
+    listed = O.ReduceLROnPlateau(twins("sgd", (0.1,))[1], min_lr=[0.01])
+    listed.optimizer.add_param_group({"params": [np.zeros(2)]})
+    with pytest.raises(ValueError, match="min_lr was given for 1"):
+        for _ in range(12):
+            listed.step(1.0)
