@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import os
 
 import numpy as np
@@ -454,7 +455,8 @@ class Optimizer:
             if type(group) is not dict:
                 raise TypeError(f"param_groups[{gi}] must be a dict, got {type(group).__name__}")
             params, (known, members) = group.get("params"), self._params_seen[gi]
-            if params is not known or len(params) != len(members) or not all(map(_is, params, members)):
+            if params is not known or len(params) != len(members) or (
+                    params[0] is not members[0] if len(members) == 1 else not all(map(operator.is_, params, members))):
                 relink = True
             for key, value in self._checked[gi].items():
                 if group.get(key) is not value:
@@ -468,7 +470,16 @@ class Optimizer:
             return
         if not recheck and not relink:
             if grads is not None:
-                self._check_grads(grads, name, self._all_params)
+                # the common case inline (a list of arrays of the parameters' shapes and dtypes); else the
+                # full check, which names what is wrong
+                params = self._all_params
+                if type(grads) is list and len(grads) == len(params):
+                    for g, p in zip(grads, params):
+                        if g is not None and (type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype):
+                            break
+                    else:
+                        return
+                self._check_grads(grads, name, params)
             return
         if relink:
             seen, lists = set(), []
@@ -857,10 +868,6 @@ class Optimizer:
             for key in self.hyper:
                 lines.append(f"    {key}: {_describe(group[key])}")
         return "\n".join(lines) + "\n)"
-
-
-def _is(a, b) -> bool:
-    return a is b
 
 
 def _check_params(params, where, seen) -> list:
