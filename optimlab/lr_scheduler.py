@@ -213,6 +213,7 @@ class LRScheduler:
 
     def step(self):
         """Advance one step: call it after ``optimizer.step()``. Writes lr(last_epoch + 1) into the groups."""
+        self._check_group_count()
         with self._unchanged_on_error(self.optimizer.param_groups):
             self._advance()
 
@@ -229,6 +230,13 @@ class LRScheduler:
             updates = self._updates(0, initial=False, restart=True)
         self.last_epoch = 0
         self._write(updates)
+
+    def _check_group_count(self):
+        groups = self.optimizer.param_groups
+        if not isinstance(groups, list) or len(groups) != len(self._last_lr):
+            n = len(groups) if isinstance(groups, list) else type(groups).__name__
+            raise ValueError(f"{type(self).__name__} was built for {len(self._last_lr)} param groups, the optimizer "
+                             f"now has {n}: build the scheduler after the last add_param_group")
 
     def _write(self, updates):
         for i, update in enumerate(updates):
@@ -281,16 +289,22 @@ class LRScheduler:
     def _unchanged_on_error(self, groups):
         """Restore the scheduler(s) and the groups if the block raises (values are replaced, not mutated)."""
         saved = [(s, dict(s.__dict__)) for s in self._schedulers_within()]
-        saved_groups = [(g, dict(g)) for g in groups]
+        saved_groups = [(g, dict(g)) for g in groups] if isinstance(groups, list) else []
         try:
             yield
-        except BaseException:
+        except BaseException as error:
             for s, state in saved:
                 s.__dict__.clear()
                 s.__dict__.update(state)
             for g, state in saved_groups:
                 g.clear()
                 g.update(state)
+            if isinstance(error, (LookupError, AttributeError)):
+                # the optimizer's groups were changed by hand since (a key deleted, a group added or removed)
+                raise ValueError(f"{type(self).__name__}: the optimizer's param_groups no longer fit this "
+                                 f"scheduler ({type(error).__name__}: {error}); it was built for "
+                                 f"{len(getattr(self, '_last_lr', []))} groups with 'lr'"
+                                 f"{' and momentum' if getattr(self, 'cycle_momentum', False) else ''}") from None
             raise
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -1025,6 +1039,7 @@ class SequentialLR(LRScheduler):
 
     def step(self):
         """Advance one step; at a milestone the next scheduler starts at its own step 0."""
+        self._check_group_count()
         with self._unchanged_on_error(self.optimizer.param_groups):
             self.last_epoch += 1
             idx = bisect_right(self._milestones, self.last_epoch)

@@ -203,7 +203,33 @@ def test_optimizers_under_hostile_gradients_and_groups(name, data, dtype, shape_
                *_watch_optimizer(opt, params), lambda: grads_snapshot):
         # a step that succeeded leaves an optimizer that steps again
         targets = [p for g in opt.param_groups for p in g["params"]]
-        opt.step([np.ones(p.shape, p.dtype) for p in targets])
+        with np.errstate(all="ignore"):  # after accepted inf or NaN gradients, NaN spreads (as in torch)
+            opt.step([np.ones(p.shape, p.dtype) for p in targets])
+
+
+@OPTIMIZER_CASES
+def test_add_param_group_and_update_hessian_under_hostile_input(name, data, dtype, shape_list, flat, seed):
+    cls = getattr(ol, name)
+    params = _params(shape_list, dtype, flat)
+    _fill(params, seed)
+    opt = cls(params)
+    _step(opt, _grads(params, seed))
+    group = data.draw(st.sampled_from([
+        {"params": [np.zeros(2, dtype)], "lr": 10**400}, {"params": [params[0]]}, {"params": []}, {"lr": 0.1},
+        {"params": [np.zeros(2, dtype)], "momentun": 0.9}, {"params": np.zeros(2, dtype), "betas": (0.9,)},
+        {"params": [np.zeros(2, np.float16)]}, {"params": [np.zeros(2, dtype)], "weight_decay": True},
+        {"params": [np.zeros(2, dtype)], "lr": np.array([0.1, 0.2, 0.3])}, [np.zeros(2)], None]), label="group")
+    groups_before = [dict(g) for g in opt.param_groups]
+    if attempt(lambda: opt.add_param_group(group), *_watch_optimizer(opt, params), lambda: groups_before):
+        targets = [p for g in opt.param_groups for p in g["params"]]
+        _step(opt, [np.ones(p.shape, p.dtype) for p in targets])
+    if isinstance(opt, ol.SophiaG):
+        estimates = data.draw(st.sampled_from([[None] * len(params), [1.0] * len(params), "h",
+                                               [p.astype(np.float16) for p in params], params[:-1]]),
+                              label="estimates")
+        attempt(lambda: opt.update_hessian(estimates), *_watch_optimizer(opt, params))
+        attempt(lambda: opt.step(_grads(params, seed), bs=data.draw(hostile, label="bs")),
+                *_watch_optimizer(opt, params))
 
 
 def _mutations(sd, data):
@@ -256,7 +282,8 @@ def test_optimizer_load_state_dict_under_hostile_snapshots(name, data, dtype, se
     sd = _mutations(opt.state_dict(), data)
     _step(opt, _grads(params, seed + 3))  # the live state differs from the snapshot
     if attempt(lambda: opt.load_state_dict(sd), *_watch_optimizer(opt, params)):
-        _step(opt, _grads(params, seed + 4))
+        with np.errstate(all="ignore"):  # an accepted extreme hyperparameter (eps = 1e308) may overflow
+            _step(opt, _grads(params, seed + 4))
         assert all(p.dtype == dtype for p in params)
 
 
@@ -289,6 +316,10 @@ def test_schedules_under_hostile_arguments_and_steps(name, data):
         schedule = factory(**kwargs)
         step = data.draw(st.one_of(hostile, st.just(np.arange(5)), st.just([1, 2.5])), label="step")
         attempt(lambda: schedule(step))
+        other = data.draw(st.one_of(hostile, st.just(schedule)), label="other")
+        attempt(lambda: schedules.join_schedules([schedule, other], data.draw(st.one_of(
+            st.just([3]), st.just([0]), st.just([]), hostile), label="milestones"))(np.arange(6)))
+        attempt(lambda: schedules.scale_schedule(schedule, other)(np.arange(3)))
 
 
 SCHEDULERS = {
@@ -346,6 +377,13 @@ def test_schedulers_under_hostile_arguments_and_state_dicts(name, data):
                 attempt(lambda: opt.step([np.ones(3)]), lambda: opt.state, lambda: opt.param_groups[0]["params"])
     if isinstance(sched, lr_scheduler.ReduceLROnPlateau):
         attempt(lambda: sched.step(data.draw(hostile, label="metric")), *watched)
+    # the optimizer's groups changed by hand under the scheduler
+    change = data.draw(st.sampled_from(["add", "delete lr", "delete momentum", "none"]), label="groups")
+    if change == "add":
+        opt.add_param_group({"params": [np.zeros(2)]})
+    elif change != "none":
+        opt.param_groups[0].pop(change.split()[1])
+    attempt(lambda: _advance(sched, 1), lambda: dict(sched.__dict__), lambda: [dict(g) for g in opt.param_groups])
 
 
 # -- clipping and accumulation ----------------------------------------------------------------------------------
