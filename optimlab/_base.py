@@ -130,14 +130,16 @@ def describe(value) -> str:
     return repr(value)
 
 
-def number_error(name: str, value, *, array=True, finite=True):
+def number_error(name: str, value, *, array=True, finite=True, numpy_ints=False):
     """The error for ``value`` as the number ``name``, or None when it is one.
 
     A number is a real that fits in a float64: a Python or numpy int or float, not a bool, not a ``Fraction``
     or ``Decimal`` (their arithmetic with arrays makes object arrays), not complex, not an integer beyond
     float64's range. With ``array``, a numpy array (ndim >= 1) of ints or floats also counts; a 0-d array never
-    does (pass ``float(x)``). With ``finite``, inf and NaN are errors too. Returns a TypeError or ValueError that
-    names the argument, so callers ``raise`` it (or collect it).
+    does (pass ``float(x)``). With ``finite``, inf and NaN are errors too. numpy integer scalars and arrays only
+    with ``numpy_ints`` (for callers that convert to float first): in arithmetic they keep their dtype and wrap
+    around (np.uint8(2) * 5120 overflows, -np.uint8(2) is 254). Returns a TypeError or ValueError that names the
+    argument, so callers ``raise`` it (or collect it).
     """
     kind = "a real number or a numpy array of them" if array else "a real number"
     t = type(value)
@@ -152,6 +154,9 @@ def number_error(name: str, value, *, array=True, finite=True):
         return None
     if isinstance(value, (bool, np.bool_)):
         return TypeError(f"{name} must be {kind}, not a bool, got {value!r}")
+    if isinstance(value, np.integer) and not numpy_ints:
+        return TypeError(f"{name} must be a float or a Python int, got {value!r} (numpy integers wrap around in "
+                         f"arithmetic: pass float(x))")
     if t is int or isinstance(value, np.integer):
         if t is int and abs(value) > _FLOAT_MAX:
             return ValueError(f"{name} must fit in a float64, got {describe(value)}")
@@ -160,8 +165,9 @@ def number_error(name: str, value, *, array=True, finite=True):
         if not array or value.ndim == 0:
             what = "a 0-d array" if value.ndim == 0 else f"an array of shape {value.shape}"
             return TypeError(f"{name} must be {kind}, got {what} (pass a Python number: float(x))")
-        if value.dtype.kind not in "fiu":
-            return TypeError(f"{name} must be {kind}, got an array of dtype {value.dtype}")
+        if value.dtype.kind not in ("fiu" if numpy_ints else "f"):
+            hint = " (integers wrap around in arithmetic: pass x.astype(float))" if value.dtype.kind in "iu" else ""
+            return TypeError(f"{name} must be {kind}, got an array of dtype {value.dtype}{hint}")
         if value.dtype.kind == "f" and (finite or value.dtype.itemsize > 8):
             with np.errstate(over="ignore", invalid="ignore"):
                 as64 = value.astype(np.float64)
@@ -173,9 +179,9 @@ def number_error(name: str, value, *, array=True, finite=True):
     return TypeError(f"{name} must be {kind}, got {t.__name__} {describe(value)}")
 
 
-def check_number(name: str, value, *, array=True, finite=True):
+def check_number(name: str, value, *, array=True, finite=True, numpy_ints=False):
     """Raise :func:`number_error`'s error, if any; return ``value``."""
-    error = number_error(name, value, array=array, finite=finite)
+    error = number_error(name, value, array=array, finite=finite, numpy_ints=numpy_ints)
     if error is not None:
         raise error
     return value

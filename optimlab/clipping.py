@@ -208,9 +208,10 @@ class GradientAccumulator:
     def add(self, grads, weight=None):
         if weight is None:
             weight = 1.0
-        check_number("weight", weight, array=False)
+        check_number("weight", weight, array=False, numpy_ints=True)
         if not weight > 0:
             raise ValueError(f"weight must be a positive finite number, got {weight!r}")
+        weight = float(weight)  # (a size counted by numpy is an np.int64)
         if self.ready:
             raise ValueError(f"the accumulator already holds k={self.k} micro-batches: call pop() first")
         if isinstance(grads, (list, tuple)) and any(g is None for g in grads):

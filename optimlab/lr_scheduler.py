@@ -420,7 +420,7 @@ def _check_like(name, value, reference):
             raise TypeError(f"{name} must be {_kind(reference)}, got {describe(value)}")
     elif isinstance(reference, (int, float, np.integer, np.floating, np.ndarray)):
         is_array = isinstance(reference, np.ndarray) and reference.ndim > 0
-        error = number_error(name, value, array=is_array, finite=False)
+        error = number_error(name, value, array=is_array, finite=False, numpy_ints=True)
         if error is None and is_array != (isinstance(value, np.ndarray) and value.ndim > 0):
             error = TypeError(f"{name} must be {_kind(reference)}, got {describe(value)}")
         if error is None and np.any(np.isnan(np.asarray(value, dtype=np.float64))):
@@ -1151,7 +1151,7 @@ class ReduceLROnPlateau(LRScheduler):
                             "got metrics=None")
         if isinstance(metrics, np.ndarray) and metrics.ndim == 0:
             metrics = metrics[()]  # a loss computed by numpy
-        error = number_error("metrics", metrics, array=False, finite=False)
+        error = number_error("metrics", metrics, array=False, finite=False, numpy_ints=True)
         if error is not None:
             raise error
         current = float(metrics)

@@ -551,9 +551,10 @@ class SophiaG(Optimizer):
 
     def step(self, grads, bs=5120):
         """One Sophia update; ``bs`` is the batch size (tokens per step) that scales the Hessian estimate."""
-        check_number("bs", bs, array=False)
+        check_number("bs", bs, array=False, numpy_ints=True)
         if not bs > 0:
             raise ValueError(f"bs must be a positive finite number, got {bs!r}")
+        bs = bs if type(bs) in (int, float) else float(bs)  # a numpy integer would wrap around in ρ·bs
         self._revalidate(grads)
         self._step(grads, bs=bs)
 

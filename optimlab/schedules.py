@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import check_int, check_number, describe, number_error
+from ._base import check_int, describe, number_error
 
 __all__ = [
     "Schedule",
@@ -66,7 +66,7 @@ _describe = describe
 
 
 def _is_real(value) -> bool:
-    return number_error("", value, array=False, finite=False) is None
+    return number_error("", value, array=False, finite=False, numpy_ints=True) is None
 
 
 def _int(name: str, value, minimum: int) -> int:
@@ -76,7 +76,9 @@ def _int(name: str, value, minimum: int) -> int:
 
 def _real(name: str, value, low=None, high=None, low_open=False, high_open=False, array=True):
     """A finite real number (or, if ``array``, a numpy array of them) within the given bounds."""
-    check_number(name, value, array=array, finite=False)
+    error = number_error(name, value, array=array, finite=False, numpy_ints=True)  # converted to float64 below
+    if error is not None:
+        raise error
     if isinstance(value, np.ndarray):
         with np.errstate(over="ignore"):
             values = np.array(value, dtype=np.float64)

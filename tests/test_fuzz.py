@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import optimlab as ol
 from optimlab import experiments, lr_scheduler, problems, schedules
 
-FUZZ = settings(max_examples=1500, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=4000, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 NAMES = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "SophiaG"]
 # phrases of numpy's and Python's own messages: the package must catch these inputs first and name the argument
@@ -440,7 +440,7 @@ def test_accumulator_under_hostile_input(data, seed):
 
 # -- the experiments' entry point -------------------------------------------------------------------------------
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+@settings(max_examples=800, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(["SGD", "Adam", "Sophia", "Lion", "RMSprop"]),
        dtype=st.sampled_from([np.float32, np.float64]), data=st.data())
