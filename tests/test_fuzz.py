@@ -145,8 +145,8 @@ def test_optimizers_under_hostile_hyperparameters(name, data, dtype, shape_list,
                           label="betas")
     # at construction: a raise builds nothing and leaves the arrays alone
     built = attempt(lambda: cls(params, **{key: value}), lambda: [p.copy() for p in params])
-    opt = cls(params) if not built else cls(params, **{key: value})
     with np.errstate(all="ignore"):  # an accepted extreme value (lr = 1e308) may overflow, as in torch
+        opt = cls(params) if not built else cls(params, **{key: value})
         _step(opt, _grads(params, seed))
     # between steps, assigned by hand: the step checks it first
     opt.param_groups[0][key] = value
