@@ -415,7 +415,9 @@ class Optimizer:
                                  f"hyperparameters (was it deleted?)")
             value = group[key]
             if check in NUMERIC_CHECKS or _is_number(default):
-                error = number_error(prefix.format(key), value)
+                # finite, unless the default itself is not (a growth limit of inf means "none")
+                error = number_error(prefix.format(key), value,
+                                     finite=check in NUMERIC_CHECKS or math.isfinite(default))
                 if error is not None:
                     raise error
             elif check is betas_pair or (isinstance(default, tuple) and all(map(_is_number, default))):
