@@ -8,6 +8,10 @@ Everything else lives here, once:
   with its own hyperparameters; ``opt.param_groups`` is that list of dicts, read at every step, so a scheduler
   changes a learning rate by assigning ``group["lr"]``.
 * **Validation** before anything changes: a step that raises leaves parameters and state exactly as they were.
+  Every number (here, in the schedules, the schedulers and clipping) goes through :func:`number_error`: a real
+  that fits a float64 (no bool, Fraction, complex, numpy integer or 0-d array), finite where it must be. Groups
+  changed by hand between steps are re-checked (reassigned values, a deleted key, a replaced ``params`` list,
+  which is then the one updated, as in torch).
 * **Units of work.** A group whose parameters are views tiling one contiguous buffer (see :func:`flat_arrays`) is
   updated as one flat array, in cache-sized chunks, on several threads when it is large. Otherwise each
   parameter is its own unit. Hyperparameters may be numpy arrays that broadcast against each parameter, so a
