@@ -355,6 +355,8 @@ class Optimizer:
 
     def add_param_group(self, group: dict):
         """Add a parameter group (a dict with ``"params"`` and any hyperparameters to override)."""
+        if self.param_groups:
+            self._revalidate()  # groups changed by hand since the last step are taken in first
         gi = len(self.param_groups)
         where = f"param_groups[{gi}]"
         if not isinstance(group, dict) or "params" not in group:
