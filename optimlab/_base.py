@@ -8,6 +8,10 @@ Everything else lives here, once:
   with its own hyperparameters; ``opt.param_groups`` is that list of dicts, read at every step, so a scheduler
   changes a learning rate by assigning ``group["lr"]``.
 * **Validation** before anything changes: a step that raises leaves parameters and state exactly as they were.
+  Every number (here, in the schedules, the schedulers and clipping) goes through :func:`number_error`: a real
+  that fits a float64 (no bool, Fraction, complex, numpy integer or 0-d array), finite where it must be. Groups
+  changed by hand between steps are re-checked (reassigned values, a deleted key, a replaced ``params`` list,
+  which is then the one updated, as in torch).
 * **Units of work.** A group whose parameters are views tiling one contiguous buffer (see :func:`flat_arrays`) is
   updated as one flat array, in cache-sized chunks, on several threads when it is large. Otherwise each
   parameter is its own unit. Hyperparameters may be numpy arrays that broadcast against each parameter, so a
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import os
 
 import numpy as np
@@ -113,7 +118,95 @@ def _span(arrays) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Hyperparameter checks: each returns None when the value is fine, else what it must be.
+# Numbers: one check for every number the package takes (optimizers, schedules, schedulers, clipping)
+
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+# Integer counts (steps, lengths) are kept exactly representable in a float64, so t/T and β^t never overflow.
+INT_MAX = 2**53
+
+
+def describe(value) -> str:
+    """A short repr for error messages (large arrays by shape and first values; huge integers by size)."""
+    if isinstance(value, np.ndarray) and value.size > 6:
+        return f"an array of shape {value.shape} (first values {np.array2string(value.ravel()[:4])} ...)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
+
+
+def number_error(name: str, value, *, array=True, finite=True, numpy_ints=False):
+    """The error for ``value`` as the number ``name``, or None when it is one.
+
+    A number is a real that fits in a float64: a Python or numpy int or float, not a bool, not a ``Fraction``
+    or ``Decimal`` (their arithmetic with arrays makes object arrays), not complex, not an integer beyond
+    float64's range. With ``array``, a numpy array (ndim >= 1) of ints or floats also counts; a 0-d array never
+    does (pass ``float(x)``). With ``finite``, inf and NaN are errors too. numpy integer scalars and arrays only
+    with ``numpy_ints`` (for callers that convert to float first): in arithmetic they keep their dtype and wrap
+    around (np.uint8(2) * 5120 overflows, -np.uint8(2) is 254). Returns a TypeError or ValueError that names the
+    argument, so callers ``raise`` it (or collect it).
+    """
+    kind = "a real number or a numpy array of them" if array else "a real number"
+    t = type(value)
+    if t is float or isinstance(value, np.floating):
+        if t is not float:
+            with np.errstate(over="ignore"):
+                as64 = float(np.float64(value))
+            if math.isinf(as64) and not np.isinf(value):
+                return ValueError(f"{name} must fit in a float64, got {value!r}")
+        if finite and not math.isfinite(value):
+            return ValueError(f"{name} must be finite, got {value!r}")
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return TypeError(f"{name} must be {kind}, not a bool, got {value!r}")
+    if isinstance(value, np.integer) and not numpy_ints:
+        return TypeError(f"{name} must be a float or a Python int, got {value!r} (numpy integers wrap around in "
+                         f"arithmetic: pass float(x))")
+    if t is int or isinstance(value, np.integer):
+        if t is int and abs(value) > _FLOAT_MAX:
+            return ValueError(f"{name} must fit in a float64, got {describe(value)}")
+        return None
+    if isinstance(value, np.ndarray):
+        if not array or value.ndim == 0:
+            what = "a 0-d array" if value.ndim == 0 else f"an array of shape {value.shape}"
+            return TypeError(f"{name} must be {kind}, got {what} (pass a Python number: float(x))")
+        if value.dtype.kind not in ("fiu" if numpy_ints else "f"):
+            hint = " (integers wrap around in arithmetic: pass x.astype(float))" if value.dtype.kind in "iu" else ""
+            return TypeError(f"{name} must be {kind}, got an array of dtype {value.dtype}{hint}")
+        if value.dtype.kind == "f" and (finite or value.dtype.itemsize > 8):
+            with np.errstate(over="ignore", invalid="ignore"):
+                as64 = value.astype(np.float64)
+            bad = ~np.isfinite(as64) if finite else np.isinf(as64) & ~np.isinf(value)
+            if bad.any():
+                return ValueError(f"{name} must be {'finite' if finite else 'within float64 range'} "
+                                  f"everywhere, got {describe(value)}")
+        return None
+    return TypeError(f"{name} must be {kind}, got {t.__name__} {describe(value)}")
+
+
+def check_number(name: str, value, *, array=True, finite=True, numpy_ints=False):
+    """Raise :func:`number_error`'s error, if any; return ``value``."""
+    error = number_error(name, value, array=array, finite=finite, numpy_ints=numpy_ints)
+    if error is not None:
+        raise error
+    return value
+
+
+def check_int(name: str, value, minimum: int, maximum: int = INT_MAX) -> int:
+    """An integer (not a bool, not a float) in [minimum, maximum] (counts: steps, lengths, patience)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {'a positive integer' if minimum == 1 else f'>= {minimum}'}, "
+                         f"got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum} (counts are kept exact in a float64), got "
+                         f"{describe(value)}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hyperparameter checks: each returns None when the value is fine, else what it must be. Every number-valued
+# hyperparameter (its default a number, or a check below) is first checked by number_error: finite, fits a float64.
 
 
 def _values(x):
@@ -122,17 +215,16 @@ def _values(x):
 
 def nonnegative(x):
     v = _values(x)
-    return None if np.all(v >= 0) else "must be >= 0 (and not NaN)"
+    return None if np.all(v >= 0) else "must be >= 0"
 
 
 def positive(x):
     v = _values(x)
-    return None if np.all(v > 0) else "must be > 0 (and not NaN)"
+    return None if np.all(v > 0) else "must be > 0"
 
 
 def finite(x):
-    v = _values(x)
-    return None if np.all(np.isfinite(v)) else "must be finite"
+    return None  # number_error, run first, has checked it
 
 
 def unit_interval(x):
@@ -153,8 +245,6 @@ def betas_pair(x):
     if not isinstance(x, (tuple, list)) or len(x) != 2:
         return "must be a pair (beta1, beta2)"
     for i, b in enumerate(x):
-        if not _is_number_or_array(b):
-            return f"[{i}] must be a number or an array"
         if unit_interval(b):
             return f"[{i}] must be in [0, 1)"
     return None
@@ -163,25 +253,17 @@ def betas_pair(x):
 NUMERIC_CHECKS = (nonnegative, positive, finite, unit_interval, closed_unit_interval)
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def one_of(*choices):
     def check(x):
         return None if x in choices else f"must be one of {', '.join(map(repr, choices))}"
     return check
 
 
-def _is_number_or_array(x) -> bool:
-    if isinstance(x, (bool, np.bool_)):
-        return False
-    if isinstance(x, numbers.Real):
-        return True
-    return isinstance(x, np.ndarray) and x.dtype.kind in "fiu"
-
-
-def _describe(value) -> str:
-    if isinstance(value, np.ndarray) and value.size > 6:
-        bad = value
-        return f"an array of shape {value.shape} (first values {np.array2string(bad.ravel()[:4])} ...)"
-    return repr(value)
+_describe = describe
 
 
 def _is_array_hyper(value) -> bool:
@@ -251,6 +333,8 @@ class Optimizer:
         self._checked: list[dict] = []
         self._array_hyper: list[bool] = []
         self._array_copies: dict[int, list] = {}
+        self._params_seen: dict[int, tuple] = {}
+        self._all_params: list = []
         self._nparams = 0
         for group in groups:
             self.add_param_group(group)
@@ -276,28 +360,15 @@ class Optimizer:
 
     def add_param_group(self, group: dict):
         """Add a parameter group (a dict with ``"params"`` and any hyperparameters to override)."""
+        if self.param_groups:
+            self._revalidate()  # groups changed by hand since the last step are taken in first
         gi = len(self.param_groups)
         where = f"param_groups[{gi}]"
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{where} must be a dict with a 'params' key, got {group!r}")
         params = group["params"]
-        if isinstance(params, np.ndarray):
-            params = [params]
-        params = list(params)
-        if not params:
-            raise ValueError(f"{where}['params'] must not be empty")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
-        for i, p in enumerate(params):
-            label = f"{where}['params'][{i}]" if gi or len(self.param_groups) else f"params[{i}]"
-            if not isinstance(p, np.ndarray):
-                raise TypeError(f"{label} must be a numpy array, got {type(p).__name__}")
-            if p.dtype not in FLOAT_DTYPES:
-                raise TypeError(f"{label} must be a float32 or float64 array, got dtype {p.dtype}")
-            if not p.flags.writeable:
-                raise ValueError(f"{label} must be writeable: the optimizer updates it in place")
-            if id(p) in seen:
-                raise ValueError(f"{label} appears in more than one parameter group")
-            seen.add(id(p))
+        params = _check_params(params, where if gi else "", seen)
         full = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
         full["params"] = params
         unknown = [k for k in group if k not in self.hyper and k not in EXTRA_GROUP_KEYS]
@@ -316,6 +387,7 @@ class Optimizer:
         self._remember(gi, full)
         self._units.append(self._make_units(full, first))
         self._nparams += len(params)
+        self._all_params = [p for g in self.param_groups for p in g["params"]]
 
     def _prepare_group(self, group):
         """Hook for subclasses: adjust a new group (e.g. record its initial learning rate)."""
@@ -357,10 +429,27 @@ class Optimizer:
 
     def _check_hyper(self, group, where, params=None):
         prefix = f"{where}['{{}}']" if where else "{}"
-        for key, (_, check) in self.hyper.items():
+        for key, (default, check) in self.hyper.items():
+            if key not in group:
+                raise ValueError(f"{prefix.format(key)} is missing: every group needs each of {type(self).__name__}'s "
+                                 f"hyperparameters (was it deleted?)")
             value = group[key]
-            if check in NUMERIC_CHECKS and not _is_number_or_array(value):
-                raise TypeError(f"{prefix.format(key)} must be a number or a numpy array, got {value!r}")
+            if check in NUMERIC_CHECKS or _is_number(default):
+                # finite, unless the default itself is not (a growth limit of inf means "none"); a count (an int
+                # default, such as Schedule-Free's warmup_steps) may be swept as an integer array, which its rule
+                # converts to float (a numpy integer scalar stays refused: it wraps around in arithmetic)
+                numeric_default = _is_number(default)
+                error = number_error(prefix.format(key), value,
+                                     finite=math.isfinite(default) if numeric_default else True,
+                                     numpy_ints=isinstance(default, int) and isinstance(value, np.ndarray))
+                if error is not None:
+                    raise error
+            elif check is betas_pair or (isinstance(default, tuple) and all(map(_is_number, default))):
+                if isinstance(value, (tuple, list)) and len(value) == len(default):
+                    for i, b in enumerate(value):
+                        error = number_error(f"{prefix.format(key)}[{i}]", b)
+                        if error is not None:
+                            raise error
             problem = check(value)
             if problem:
                 if problem.startswith("["):
@@ -379,20 +468,90 @@ class Optimizer:
     def _check_group(self, group, prefix):
         """Hook: checks that involve several hyperparameters (e.g. nesterov needs momentum)."""
 
-    def _revalidate(self):
-        for gi, group in enumerate(self.param_groups):
+    def _revalidate(self, grads=None, name="grads", hyper=True):
+        """Check what was changed by hand since the last step, and ``grads`` against the parameters; then
+        record it. Nothing changes unless everything is valid.
+
+        Changes by hand: a hyperparameter reassigned or an array one changed in place (re-checked; unchanged
+        groups cost a few identity tests), a key deleted (a named error), a ``params`` list replaced or edited
+        (as in torch, the new list is the one updated: parameters that stay keep their state, new ones start
+        fresh). ``hyper=False`` (a state dict of the optimizer as it stands) leaves reassigned hyperparameters
+        to the next step, unless a ``params`` list changed too."""
+        groups = self.param_groups
+        if type(groups) is not list or len(groups) != len(self._units):
+            n = len(groups) if isinstance(groups, list) else type(groups).__name__
+            raise ValueError(f"param_groups must stay a list of the {len(self._units)} groups this "
+                             f"{type(self).__name__} was built with (got {n}): use add_param_group to add one")
+        recheck, relink = [], False
+        for gi, group in enumerate(groups):
+            if type(group) is not dict:
+                raise TypeError(f"param_groups[{gi}] must be a dict, got {type(group).__name__}")
+            params, (known, members) = group.get("params"), self._params_seen[gi]
+            if params is not known or len(params) != len(members) or (
+                    params[0] is not members[0] if len(members) == 1 else not all(map(operator.is_, params, members))):
+                relink = True
             for key, value in self._checked[gi].items():
                 if group.get(key) is not value:
+                    recheck.append(gi)
                     break
             else:
                 copies = self._array_copies[gi]
-                if not copies or all(np.array_equal(a, copy) for a, copy in copies):
-                    continue  # every hyperparameter is the very object checked before, arrays unchanged
-            missing = [k for k in self.hyper if k not in group]
-            if missing:
-                raise KeyError(f"param_groups[{gi}] lacks hyperparameter(s) {missing}")
-            self._check_hyper(group, where=f"param_groups[{gi}]", params=group["params"])
-            self._remember(gi, group)
+                if copies and not all(np.array_equal(a, copy) for a, copy in copies):
+                    recheck.append(gi)
+        if not hyper and not relink:
+            return
+        if not recheck and not relink:
+            if grads is not None:
+                # the common case inline (a list of arrays of the parameters' shapes and dtypes); else the
+                # full check, which names what is wrong
+                params = self._all_params
+                if type(grads) is list and len(grads) == len(params):
+                    for g, p in zip(grads, params):
+                        if g is not None and (type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype):
+                            break
+                    else:
+                        return
+                self._check_grads(grads, name, params)
+            return
+        if relink:
+            seen, lists = set(), []
+            for gi, group in enumerate(groups):
+                if "params" not in group:
+                    raise ValueError(f"param_groups[{gi}] has no 'params': each group needs its list of arrays")
+                lists.append(_check_params(group["params"], f"param_groups[{gi}]", seen))
+            recheck = range(len(groups))
+        for gi in recheck:
+            params = lists[gi] if relink else groups[gi]["params"]
+            self._check_hyper(groups[gi], where=f"param_groups[{gi}]", params=params)
+        if grads is not None:
+            self._check_grads(grads, name, [p for ps in lists for p in ps] if relink else self._all_params)
+        # Everything checked: now change.
+        if relink:
+            self._relink(lists)
+        for gi in recheck:
+            self._remember(gi, groups[gi])
+
+    def _relink(self, lists):
+        """Rebuild the units for new ``params`` lists; a parameter that stays keeps its state (by identity)."""
+        old = {}
+        for units in self._units:
+            for unit in units:
+                for view in unit.views:
+                    entry = {k: (_view_of(v, unit.theta, view) if unit.flat else v).copy()
+                             if isinstance(v, np.ndarray) and (not unit.flat or v.shape == unit.theta.shape)
+                             else v for k, v in unit.state.items()}
+                    old[id(view)] = (view, entry)
+        states, first = {}, 0
+        for group, params in zip(self.param_groups, lists):
+            group["params"] = params
+            arrays = set(self.state_arrays(group))
+            for k, p in enumerate(params, start=first):
+                if id(p) in old and old[id(p)][1]["step"] > 0:
+                    entry = old[id(p)][1]
+                    states[k] = {key: v for key, v in entry.items()
+                                 if key in arrays or not (isinstance(v, np.ndarray) and v.shape == p.shape)}
+            first += len(params)
+        self._install(states)
 
     def _remember(self, gi, group):
         """Record the hyperparameter objects just validated (a step re-checks only what was reassigned)."""
@@ -400,32 +559,31 @@ class Optimizer:
         self._array_hyper[gi] = _has_array_hyper(group, self.hyper)
         # copies of array values, so that an array changed in place (group["lr"] *= 0.5) is re-checked and used
         self._array_copies[gi] = [(a, a.copy()) for a in _hyper_arrays(group, self.hyper)]
+        self._params_seen[gi] = (group["params"], tuple(group["params"]))
 
-    def _check_grads(self, grads, name="grads"):
+    def _check_grads(self, grads, name="grads", params=None):
+        if params is None:
+            self._revalidate()   # a subclass's step that checks gradients before revalidating
+            params = self._all_params
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
             raise TypeError(f"{name} must be a list of arrays, one per parameter, got {type(grads).__name__}")
-        if len(grads) != self._nparams:
-            raise ValueError(f"{name} must have one entry per parameter: expected {self._nparams}, "
+        if len(grads) != len(params):
+            raise ValueError(f"{name} must have one entry per parameter: expected {len(params)}, "
                              f"got {len(grads)}")
-        i = 0
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = grads[i]
-                if g is not None and (type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype):
-                    if not isinstance(g, np.ndarray):
-                        raise TypeError(f"{name}[{i}] must be a numpy array or None, got {type(g).__name__}")
-                    if g.shape != p.shape:
-                        raise ValueError(f"{name}[{i}] has shape {g.shape}, but parameter {i} has shape {p.shape}")
-                    if g.dtype != p.dtype:
-                        raise TypeError(f"{name}[{i}] has dtype {g.dtype}, but parameter {i} has dtype {p.dtype}")
-                i += 1
+        for i, (g, p) in enumerate(zip(grads, params)):
+            if g is not None and (type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype):
+                if not isinstance(g, np.ndarray):
+                    raise TypeError(f"{name}[{i}] must be a numpy array or None, got {type(g).__name__}")
+                if g.shape != p.shape:
+                    raise ValueError(f"{name}[{i}] has shape {g.shape}, but parameter {i} has shape {p.shape}")
+                if g.dtype != p.dtype:
+                    raise TypeError(f"{name}[{i}] has dtype {g.dtype}, but parameter {i} has dtype {p.dtype}")
 
     # -- the step ----------------------------------------------------------------------------------------------
 
     def step(self, grads):
         """One update of every parameter from ``grads`` (a list in parameter order; None skips a parameter)."""
-        self._check_grads(grads)
-        self._revalidate()
+        self._revalidate(grads)
         self._step(grads)
 
     def _step(self, grads, **extra):
@@ -601,6 +759,7 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """A snapshot (copies): ``{"state": {index: {...}}, "param_groups": [{hyperparameters, "params": [...]}]}``."""
+        self._revalidate(hyper=False)  # a params list changed by hand: the one the next step would update
         state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
                  for i, entry in self.state.items() if self._has_state(entry)}
         groups, first = [], 0
@@ -616,53 +775,87 @@ class Optimizer:
         return entry["step"] > 0
 
     def load_state_dict(self, state_dict: dict):
-        """Restore a :meth:`state_dict` snapshot; checks everything first, so a mismatch changes nothing."""
+        """Restore a :meth:`state_dict` snapshot; checks everything first, so a mismatch changes nothing.
+
+        Checked: the two keys; one saved group per group, each with this optimizer's hyperparameters (valid
+        values) and as many integer parameter ids; per parameter, exactly the state keys these options make, the
+        state arrays with the parameter's shape and a real float dtype, an integer step in [0, 2^53]."""
         name = type(self).__name__
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError(f"state_dict must be a dict with keys 'state' and 'param_groups', got {_keys(state_dict)}")
-        groups = state_dict["param_groups"]
+        self._revalidate()   # the groups as they stand (changed by hand?) are what the snapshot is loaded into
+        groups, saved_states = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
+            raise TypeError(f"state_dict['param_groups'] must be a list of dicts, got {describe(groups)}")
+        if not isinstance(saved_states, dict):
+            raise TypeError(f"state_dict['state'] must be a dict {{parameter id: state}}, got "
+                            f"{type(saved_states).__name__}")
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(groups)} parameter groups, but this {name} has "
                              f"{len(self.param_groups)}")
-        new_groups = []
+        new_groups, saved_ids = [], []
         for gi, (saved, group) in enumerate(zip(groups, self.param_groups)):
+            where = f"state_dict['param_groups'][{gi}]"
             # Extra keys are kept, as torch keeps them (schedulers add max_lr, base_momentum, ...), unless they
             # are another optimizer's hyperparameters.
             missing = set(self.hyper) - set(saved)
             foreign = (set(saved) & _all_hyperparameters()) - set(self.hyper) - set(getattr(self, "GROUP_STATE", ()))
             if missing or foreign:
                 problem = f"lacks {sorted(missing)}" if missing else f"has {sorted(foreign)}"
-                raise ValueError(f"state_dict['param_groups'][{gi}] {problem} among its hyperparameters, unlike "
+                raise ValueError(f"{where} {problem} among its hyperparameters, unlike "
                                  f"{name}'s: is it from another optimizer?")
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"state_dict['param_groups'][{gi}] has {len(saved['params'])} parameters, "
+            ids = saved.get("params")
+            if not isinstance(ids, (list, tuple)):
+                raise TypeError(f"{where}['params'] must be a list of parameter ids, got {describe(ids)}")
+            for i, saved_id in enumerate(ids):
+                if not isinstance(saved_id, (int, np.integer)) or isinstance(saved_id, (bool, np.bool_)):
+                    raise TypeError(f"{where}['params'][{i}] must be an integer id, got {describe(saved_id)}")
+            if len(ids) != len(group["params"]):
+                raise ValueError(f"{where} has {len(ids)} parameters, "
                                  f"this optimizer's group {gi} has {len(group['params'])}")
             new = {**{k: _copy_value(v) for k, v in saved.items() if k != "params"}, "params": group["params"]}
-            self._check_hyper(new, where=f"state_dict['param_groups'][{gi}]", params=group["params"])
+            self._check_hyper(new, where=where, params=group["params"])
             new_groups.append(new)
-        saved_ids = [i for g in groups for i in g["params"]]
+            saved_ids.extend(int(i) for i in ids)
         position = {saved_id: k for k, saved_id in enumerate(saved_ids)}
-        params = [p for g in self.param_groups for p in g["params"]]
+        if len(position) != len(saved_ids):
+            raise ValueError(f"state_dict['param_groups'] lists a parameter id twice: {saved_ids}")
+        params = self._all_params
         states = {}
-        for saved_id, entry in state_dict["state"].items():
-            if saved_id not in position:
+        for saved_id, entry in saved_states.items():
+            where = f"state_dict['state'][{saved_id!r}]"
+            if isinstance(saved_id, (bool, np.bool_)) or saved_id not in position:
                 raise ValueError(f"state_dict['state'] has an entry for parameter {saved_id!r}, "
                                  f"which no parameter group lists")
+            if not isinstance(entry, dict):
+                raise TypeError(f"{where} must be a dict, got {type(entry).__name__}")
             k = position[saved_id]
             gi = self._group_of(k)
             arrays = self._arrays_of(new_groups[gi], params[k].shape)
             expected = {"step", *arrays} | set(self._scalar_state_names())
             if set(entry) != expected:
-                raise ValueError(f"state_dict['state'][{saved_id!r}] has keys {sorted(entry)}, expected "
+                raise ValueError(f"{where} has keys {sorted(map(str, entry))}, expected "
                                  f"{sorted(expected)}: is it from another optimizer or other options?")
             for key in arrays:
                 a, shape = entry[key], self.state_shape(key, params[k].shape)
-                if not isinstance(a, np.ndarray) or a.shape != shape:
-                    raise ValueError(f"state_dict['state'][{saved_id!r}]['{key}'] has shape {np.shape(a)}, "
+                if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.dtype.itemsize > 8:
+                    kind = f"dtype {a.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+                    raise TypeError(f"{where}['{key}'] must be a float16, float32 or float64 array, got {kind}")
+                if a.shape != shape:
+                    raise ValueError(f"{where}['{key}'] has shape {a.shape}, "
                                      f"expected {shape} for parameter {k} of shape {params[k].shape}")
+            for key in self._scalar_state_names():
+                v = entry[key]
+                error = number_error(f"{where}['{key}']", v, finite=False)
+                if error is not None:
+                    raise error
+                if np.ndim(v) and _broadcast_shape(np.shape(v), params[k].shape) != params[k].shape:
+                    raise ValueError(f"{where}['{key}'] of shape {np.shape(v)} does not broadcast against "
+                                     f"parameter {k} of shape {params[k].shape}")
             step = entry["step"]
-            if not isinstance(step, numbers.Integral) or step < 0:
-                raise ValueError(f"state_dict['state'][{saved_id!r}]['step'] must be an integer >= 0, got {step!r}")
+            if not isinstance(step, (int, np.integer)) or isinstance(step, (bool, np.bool_)) \
+                    or not 0 <= step <= INT_MAX:
+                raise ValueError(f"{where}['step'] must be an integer in [0, 2^53], got {describe(step)}")
             states[k] = entry
         # Everything checked: now change.
         for gi, new in enumerate(new_groups):
@@ -670,18 +863,27 @@ class Optimizer:
             group.clear()
             group.update(new)
             self._remember(gi, group)
-            first = sum(len(g["params"]) for g in self.param_groups[:gi])
+        self._install(states)
+
+    def _install(self, states):
+        """Make every group's units afresh and copy in ``states`` ({parameter index: saved entry})."""
+        first = 0
+        for gi, group in enumerate(self.param_groups):
             self._units[gi] = self._make_units(group, first)
+            first += len(group["params"])
             unit = self._units[gi][0]
             if unit.flat:
                 # one flat unit has one step count: split it if its parameters were saved at different steps
                 # (one was skipped) or with per-run scalar state (a sweep)
+                arrays = self.state_arrays(group)
                 scalars = [None if k not in states else
-                           {key: v for key, v in states[k].items() if key not in self.state_arrays(group)}
+                           {key: v for key, v in states[k].items() if key not in arrays}
                            for k in unit.indices]
                 if _has_array_hyper(group, self.hyper) or any(
                         _differ(a, scalars[0]) for a in scalars[1:]):
                     self._deflatten(gi)
+        self._nparams = first
+        self._all_params = [p for g in self.param_groups for p in g["params"]]
         live = self.state
         for k, entry in states.items():
             unit_state = self._unit_state_of(k)
@@ -719,6 +921,29 @@ class Optimizer:
             for key in self.hyper:
                 lines.append(f"    {key}: {_describe(group[key])}")
         return "\n".join(lines) + "\n)"
+
+
+def _check_params(params, where, seen) -> list:
+    """A group's parameters as a list: writeable float32/float64 arrays, none in ``seen`` (ids, updated)."""
+    label = f"{where}['params']" if where else "params"
+    if isinstance(params, np.ndarray):
+        params = [params]
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(f"{label} must be a list of arrays, got {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{label} must not be empty")
+    for i, p in enumerate(params):
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"{label}[{i}] must be a numpy array, got {type(p).__name__}")
+        if p.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{label}[{i}] must be a float32 or float64 array, got dtype {p.dtype}")
+        if not p.flags.writeable:
+            raise ValueError(f"{label}[{i}] must be writeable: the optimizer updates it in place")
+        if id(p) in seen:
+            raise ValueError(f"{label}[{i}] appears twice, or in more than one parameter group")
+        seen.add(id(p))
+    return params
 
 
 def _view_of(array, flat, view):

@@ -192,7 +192,7 @@ def _drive(problem, opt, x, steps, *, schedule, clip_norm, clip_value, accumulat
                     u = rng.standard_normal(x.shape)
                     # clamped at 0: non-positive curvature then gives a plain sign step, as the paper's
                     # max(ρh, ε) does; the authors' code assumes h ≥ 0 (its estimator is a square)
-                    opt.update_hessian([np.maximum(u * problem.hvp(x, u), 0.0)])
+                    opt.update_hessian([np.maximum(u * problem.hvp(x, u), 0.0).astype(x.dtype, copy=False)])
                 opt.step([g], bs=1)
             else:
                 opt.step([g])

@@ -59,6 +59,7 @@ notices each of these:
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import types
 from bisect import bisect_right
@@ -67,6 +68,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._base import check_int, check_number, describe, number_error
 from .schedules import (
     Schedule,
     _anneal,
@@ -231,22 +233,39 @@ class LRScheduler:
 
     def step(self):
         """Advance one step: call it after ``optimizer.step()``. Writes lr(last_epoch + 1) into the groups."""
+        self._check_group_count()
         with self._unchanged_on_error(self.optimizer.param_groups):
             self._advance()
 
     def _advance(self, initial=False):
         k = self.last_epoch + 1
-        updates = self._updates(k, initial=initial, restart=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing rate is refused by _write, by name
+            updates = self._updates(k, initial=initial, restart=False)
         self.last_epoch = k
         self._write(updates)
 
     def _restart(self):
         """Start again at this scheduler's own step 0 (SequentialLR, at a milestone): the closed form at 0."""
-        updates = self._updates(0, initial=False, restart=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            updates = self._updates(0, initial=False, restart=True)
         self.last_epoch = 0
         self._write(updates)
 
+    def _check_group_count(self):
+        groups = self.optimizer.param_groups
+        if not isinstance(groups, list) or len(groups) != len(self._last_lr):
+            n = len(groups) if isinstance(groups, list) else type(groups).__name__
+            raise ValueError(f"{type(self).__name__} was built for {len(self._last_lr)} param groups, the optimizer "
+                             f"now has {n}: build the scheduler after the last add_param_group")
+
     def _write(self, updates):
+        for i, update in enumerate(updates):
+            lr = update["lr"]
+            # (finite only: a rate below zero is torch's too, in some one-cycle settings; the optimizer names it)
+            if number_error("lr", lr) is not None:
+                raise ValueError(f"{type(self).__name__} would set param_groups[{i}]['lr'] to {describe(lr)} at "
+                                 f"step {self.last_epoch}: not a finite number; check its arguments (gamma, "
+                                 f"factors, max_lr)")
         for group, update in zip(self.optimizer.param_groups, updates, strict=True):
             group.update(update)
         self._last_lr = [_copy(group["lr"]) for group in self.optimizer.param_groups]
@@ -290,16 +309,22 @@ class LRScheduler:
     def _unchanged_on_error(self, groups):
         """Restore the scheduler(s) and the groups if the block raises (values are replaced, not mutated)."""
         saved = [(s, dict(s.__dict__)) for s in self._schedulers_within()]
-        saved_groups = [(g, dict(g)) for g in groups]
+        saved_groups = [(g, dict(g)) for g in groups] if isinstance(groups, list) else []
         try:
             yield
-        except BaseException:
+        except BaseException as error:
             for s, state in saved:
                 s.__dict__.clear()
                 s.__dict__.update(state)
             for g, state in saved_groups:
                 g.clear()
                 g.update(state)
+            if isinstance(error, (LookupError, AttributeError)):
+                # the optimizer's groups were changed by hand since (a key deleted, a group added or removed)
+                raise ValueError(f"{type(self).__name__}: the optimizer's param_groups no longer fit this "
+                                 f"scheduler ({type(error).__name__}: {error}); it was built for "
+                                 f"{len(getattr(self, '_last_lr', []))} groups with 'lr'"
+                                 f"{' and momentum' if getattr(self, 'cycle_momentum', False) else ''}") from None
             raise
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -328,6 +353,7 @@ class LRScheduler:
             missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
             raise ValueError(f"state_dict does not belong to a {type(self).__name__}: missing keys "
                              f"{missing}, unexpected keys {unexpected}")
+        self._check_state(state_dict)
         for key, value in state_dict.items():
             if key in self._callables:
                 current = getattr(self, key)
@@ -340,8 +366,108 @@ class LRScheduler:
             else:
                 setattr(self, key, copy.deepcopy(value))
 
+    def _check_state(self, state_dict):
+        """Check a state dict before anything is loaded: each field of the kind this scheduler holds (numbers
+        that fit a float64, one entry per group, ...), then a trial copy that runs with it (see _trial)."""
+        current = self.state_dict()
+        for key, value in state_dict.items():
+            if key in self._callables:
+                # a saved callable is None (a plain function) or the __dict__ of a callable object, as in torch
+                many = isinstance(current[key], list)
+                saved = value if many else [value]
+                if not isinstance(saved, list) or (many and len(saved) != len(current[key])) \
+                        or not all(v is None or isinstance(v, dict) for v in saved):
+                    raise TypeError(f"state_dict[{key!r}] must be {'a list of ' if many else ''}None or a dict of "
+                                    f"a callable's attributes{f' ({len(current[key])})' if many else ''}, got "
+                                    f"{describe(value)}")
+            elif key != "_schedulers":
+                _check_like(f"state_dict[{key!r}]", value, current[key])
+        check_int("state_dict['last_epoch']", state_dict["last_epoch"], -1)
+        trial = copy.copy(self)
+        trial.__dict__ = {**self.__dict__, **{k: copy.deepcopy(v) for k, v in state_dict.items()
+                                              if k not in self._callables and k != "_schedulers"}}
+        try:
+            trial._trial()
+        except (TypeError, ValueError, ArithmeticError) as e:
+            raise ValueError(f"state_dict holds values this {type(self).__name__} cannot run with: {e}") from None
+
+    def _trial(self):
+        """Run the checks of construction on the fields (the constructor itself, on a stand-in optimizer, and
+        the closed form's factories), then compute the next rates (finite; momenta in [0, 1])."""
+        # the constructor, on a stand-in optimizer, when every argument it needs is a field of the same name
+        args = {}
+        for name, parameter in list(inspect.signature(type(self).__init__).parameters.items())[2:]:
+            if name in self.__dict__:
+                args[name] = self.__dict__[name]
+            elif parameter.default is inspect.Parameter.empty:
+                break
+        else:
+            type(self)(_StandIn(self.optimizer), **{k: v for k, v in args.items() if k != "last_epoch"})
+        try:
+            self.closed_form()
+        except NotImplementedError:
+            pass
+        k = self.last_epoch + 1
+        for i, update in enumerate(self._updates(k, initial=False, restart=k == 0)):
+            lr = update["lr"]
+            check_number(f"the rate of group {i} at step {k}", lr)
+            for key in ("momentum", "betas"):
+                if key in update:
+                    m = update[key][0] if key == "betas" else update[key]
+                    if number_error(key, m) or not np.all((np.asarray(m) >= 0) & (np.asarray(m) <= 1)):
+                        raise ValueError(f"the {key} of group {i} at step {k} would be {describe(m)}, "
+                                         f"not in [0, 1]")
+
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
+
+
+class _StandIn:
+    """An optimizer's copy for trying a scheduler's constructor on: its groups are copies of the real ones."""
+
+    def __init__(self, optimizer):
+        self.param_groups = [{k: _copy(v) for k, v in g.items() if k != "initial_lr"}
+                             for g in optimizer.param_groups]
+
+
+def _check_like(name, value, reference):
+    """``value`` is of the kind ``reference`` is (a loaded field against this scheduler's own): a number that
+    fits a float64 (not NaN) for a number, an int for an int count, an array for an array, a list of the same
+    length, a string, a bool, None."""
+    if reference is None or isinstance(reference, (str, bool, np.bool_)):
+        expected = type(None) if reference is None else (str if isinstance(reference, str) else (bool, np.bool_))
+        if not isinstance(value, expected):
+            raise TypeError(f"{name} must be {_kind(reference)}, got {describe(value)}")
+    elif isinstance(reference, (int, float, np.integer, np.floating, np.ndarray)):
+        is_array = isinstance(reference, np.ndarray) and reference.ndim > 0
+        error = number_error(name, value, array=is_array, finite=False, numpy_ints=True)
+        if error is None and is_array != (isinstance(value, np.ndarray) and value.ndim > 0):
+            error = TypeError(f"{name} must be {_kind(reference)}, got {describe(value)}")
+        if error is None and np.any(np.isnan(np.asarray(value, dtype=np.float64))):
+            error = ValueError(f"{name} must not be NaN, got {describe(value)}")
+        if error is None and is_array and np.broadcast_shapes(value.shape, reference.shape) != reference.shape:
+            error = ValueError(f"{name} must have shape {reference.shape}, got {value.shape}")
+        if error is not None:
+            raise error
+    elif isinstance(reference, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(reference):
+            raise ValueError(f"{name} must be a list of {len(reference)} entries (one per group or item), got "
+                             f"{describe(value)}")
+        for i, (v, r) in enumerate(zip(value, reference)):
+            _check_like(f"{name}[{i}]", v, r)
+    elif isinstance(reference, dict):
+        if not isinstance(value, dict) or set(value) != set(reference):
+            raise ValueError(f"{name} must be a dict with keys {sorted(reference)}, got {describe(value)}")
+        for key in reference:
+            _check_like(f"{name}[{key!r}]", value[key], reference[key])
+
+
+def _kind(reference) -> str:
+    if reference is None:
+        return "None"
+    if isinstance(reference, np.ndarray):
+        return "a numpy array of numbers"
+    return {str: "a string", bool: "True or False", np.bool_: "True or False"}.get(type(reference), "a number")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -939,6 +1065,7 @@ class SequentialLR(LRScheduler):
 
     def step(self):
         """Advance one step; at a milestone the next scheduler starts at its own step 0."""
+        self._check_group_count()
         with self._unchanged_on_error(self.optimizer.param_groups):
             self.last_epoch += 1
             idx = bisect_right(self._milestones, self.last_epoch)
@@ -948,6 +1075,11 @@ class SequentialLR(LRScheduler):
             else:
                 scheduler._advance()
             self._last_lr = scheduler.get_last_lr()
+
+    def _trial(self):
+        milestones = _milestones("_milestones", self._milestones, strict=True, minimum=1)
+        if len(milestones) != len(self._schedulers) - 1:
+            raise ValueError(f"_milestones must have {len(self._schedulers) - 1} entries, got {milestones!r}")
 
     def closed_form(self):
         forms = [s.closed_form() for s in self._schedulers]
@@ -969,6 +1101,7 @@ class SequentialLR(LRScheduler):
         expected = set(self.state_dict())
         if set(state_dict) != expected:
             raise ValueError(f"state_dict does not belong to a SequentialLR: keys {sorted(state_dict)}")
+        self._check_state(state_dict)
         with self._unchanged_on_error([]):
             for key, value in state_dict.items():
                 if key != "_schedulers":
@@ -1042,10 +1175,12 @@ class ReduceLROnPlateau(LRScheduler):
         if metrics is None:
             raise TypeError("ReduceLROnPlateau.step() needs the monitored metric: step(metrics), "
                             "got metrics=None")
-        try:
-            current = float(metrics)
-        except (TypeError, ValueError):
-            raise TypeError(f"metrics must be a number, got {metrics!r}") from None
+        if isinstance(metrics, np.ndarray) and metrics.ndim == 0:
+            metrics = metrics[()]  # a loss computed by numpy
+        error = number_error("metrics", metrics, array=False, finite=False, numpy_ints=True)
+        if error is not None:
+            raise error
+        current = float(metrics)
         if math.isnan(current):
             raise ValueError(f"metrics must not be NaN, got {metrics!r}")
         with self._unchanged_on_error(self.optimizer.param_groups):
@@ -1067,6 +1202,17 @@ class ReduceLROnPlateau(LRScheduler):
     def closed_form(self):
         raise TypeError("ReduceLROnPlateau has no closed form: its rates depend on the metric")
 
+    def _trial(self):
+        # the constructor's checks, on the loaded values (it writes nothing into the optimizer)
+        min_lr = self.min_lrs if self.default_min_lr is None else self.default_min_lr
+        ReduceLROnPlateau(self.optimizer, self.mode, self.factor, self.patience, self.threshold,
+                          self.threshold_mode, self.cooldown, min_lr, self.eps)
+        for key in ("cooldown_counter", "num_bad_epochs", "last_epoch"):
+            check_int(key, getattr(self, key), 0)
+        if self.mode_worse != (math.inf if self.mode == "min" else -math.inf):
+            raise ValueError(f"mode_worse must be {'inf' if self.mode == 'min' else '-inf'} for mode="
+                             f"{self.mode!r}, got {self.mode_worse!r}")
+
     @property
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
@@ -1075,7 +1221,7 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"the optimizer now has {len(groups)} param groups but min_lr was given "
+                raise ValueError(f"the optimizer now has {len(groups)} param groups but min_lr was given "
                                    f"for {len(self.min_lrs)}: set min_lrs to one value per group")
             self.min_lrs = [_copy(self.default_min_lr) for _ in groups]
         for group, min_lr in zip(groups, self.min_lrs):

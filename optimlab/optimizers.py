@@ -22,6 +22,7 @@ from ._base import (
     _nonzero,
     betas_pair,
     boolean,
+    check_number,
     closed_unit_interval,
     finite,
     nonnegative,
@@ -549,17 +550,16 @@ class SophiaG(Optimizer):
 
     def step(self, grads, bs=5120):
         """One Sophia update; ``bs`` is the batch size (tokens per step) that scales the Hessian estimate."""
-        if isinstance(bs, bool) or not isinstance(bs, (int, float, np.integer, np.floating)) or not bs > 0 \
-                or bs == np.inf:
+        check_number("bs", bs, array=False, numpy_ints=True)
+        if not bs > 0:
             raise ValueError(f"bs must be a positive finite number, got {bs!r}")
-        self._check_grads(grads)
-        self._revalidate()
+        bs = bs if type(bs) in (int, float) else float(bs)  # a numpy integer would wrap around in ρ·bs
+        self._revalidate(grads)
         self._step(grads, bs=bs)
 
     def update_hessian(self, estimates):
         """h ← β₂h + (1−β₂)ĥ for each parameter (``estimates`` in parameter order; None leaves one alone)."""
-        self._check_grads(estimates, name="estimates")
-        self._revalidate()
+        self._revalidate(estimates, name="estimates")
 
         def refresh(unit, estimate, group):
             h, beta2 = unit.state["hessian"], group["betas"][1]

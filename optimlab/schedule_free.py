@@ -22,11 +22,10 @@ import numpy as np
 from ._base import (
     Optimizer,
     _is_array_hyper,
-    _is_number_or_array,
     betas_pair,
     boolean,
-    finite,
     nonnegative,
+    number_error,
     positive,
 )
 from .optimizers import ema_of_square
@@ -116,8 +115,9 @@ class _ScheduleFree(Optimizer):
         if not isinstance(group["train_mode"], (bool, np.bool_)):
             raise ValueError(f"{prefix.format('train_mode')} must be True or False, got {group['train_mode']!r}")
         for key in ("weight_sum", "lr_max", "scheduled_lr"):
-            if not _is_number_or_array(group[key]) or finite(group[key]):
-                raise ValueError(f"{prefix.format(key)} must be a finite number or array, got {group[key]!r}")
+            error = number_error(prefix.format(key), group[key], numpy_ints=True)
+            if error is not None:
+                raise error
 
     def load_state_dict(self, state_dict):
         """As :meth:`Optimizer.load_state_dict`; the saved groups carry their counters and the mode."""
@@ -387,8 +387,9 @@ class Prodigy(Optimizer):
                 raise TypeError(f"{prefix.format(key)} must be a number for Prodigy, got an array: d is one "
                                 f"number shared by every parameter, so runs cannot be swept as array rows")
         for key in self.GROUP_STATE:
-            if key in group and (not isinstance(group[key], numbers.Real) or finite(group[key])):
-                raise ValueError(f"{prefix.format(key)} must be a finite number, got {group[key]!r}")
+            error = number_error(prefix.format(key), group[key], array=False, numpy_ints=True) if key in group else None
+            if error is not None:
+                raise error
         if "k" in group:
             _check_count(group, prefix)
 

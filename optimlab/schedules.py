@@ -31,9 +31,9 @@ scheduler's ``state_dict``.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from ._base import check_int, describe, number_error
 
 __all__ = [
     "Schedule",
@@ -62,35 +62,28 @@ __all__ = [
 # raises an error that names the argument and the value.
 
 
-def _describe(value) -> str:
-    if isinstance(value, np.ndarray) and value.size > 6:
-        return f"an array of shape {value.shape} (first values {np.array2string(value.ravel()[:4])} ...)"
-    return repr(value)
+_describe = describe
 
 
 def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return number_error("", value, array=False, finite=False, numpy_ints=True) is None
 
 
 def _int(name: str, value, minimum: int) -> int:
-    """An integer (not a bool, not a float) ``>= minimum``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {'a positive integer' if minimum == 1 else f'>= {minimum}'}, "
-                         f"got {value!r}")
-    return int(value)
+    """An integer (not a bool, not a float) in [minimum, 2^53] (exact in a float64: k/T never overflows)."""
+    return check_int(name, value, minimum)
 
 
 def _real(name: str, value, low=None, high=None, low_open=False, high_open=False, array=True):
     """A finite real number (or, if ``array``, a numpy array of them) within the given bounds."""
-    if _is_real(value):
-        values = float(value)
-    elif array and isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-        values = np.array(value, dtype=np.float64)
+    error = number_error(name, value, array=array, finite=False, numpy_ints=True)  # converted to float64 below
+    if error is not None:
+        raise error
+    if isinstance(value, np.ndarray):
+        with np.errstate(over="ignore"):
+            values = np.array(value, dtype=np.float64)
     else:
-        kind = "a number or a numpy array" if array else "a number"
-        raise TypeError(f"{name} must be {kind}, got {value!r}")
+        values = float(value)
     v = np.asarray(values)
     ok = np.isfinite(v)
     if low is not None:
@@ -140,6 +133,8 @@ def _steps(step) -> np.ndarray:
     """The steps as a float64 array (0-d for a scalar); finite and >= 0."""
     if _is_real(step):
         k = np.asarray(float(step))
+    elif isinstance(step, (int, np.floating)) and not isinstance(step, bool):
+        raise number_error("step", step, array=False)  # beyond float64's range
     elif isinstance(step, (np.ndarray, list, tuple)):
         k = np.asarray(step)
         if k.dtype.kind not in "fiu" or k.dtype == np.bool_:

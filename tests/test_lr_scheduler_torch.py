@@ -33,7 +33,7 @@ from torch.optim import lr_scheduler as T  # noqa: E402
 
 import optimlab  # noqa: E402
 from optimlab import lr_scheduler as O  # noqa: E402
-from optimlab.schedules import cosine_restarts_schedule, warmup_cosine_schedule, wsd_schedule  # noqa: E402
+from optimlab.schedules import cosine_restarts_schedule, warmup_cosine_schedule  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("error::UserWarning")]
 
@@ -49,6 +49,30 @@ def _report_worst():
         print("\nworst relative difference against torch 2.13.0, per scheduler:")
         for name, worst in sorted(WORST.items()):
             print(f"  {name:28s} {worst:.3g}")
+
+
+def warmup_cosine_multiplier(W, total, eta_min):
+    """The warm-up-then-cosine multiplier written out from its definition (not optimlab's code), for torch's
+    LambdaLR: k/W for k < W, then a half cosine from 1 to eta_min over the remaining total − W steps."""
+    def f(k):
+        if k < W:
+            return k / W
+        t = min(k - W, total - W)
+        return eta_min + (1 - eta_min) * (1 + math.cos(math.pi * t / (total - W))) / 2
+    return f
+
+
+def wsd_multiplier(warmup_steps, stable_steps, decay_steps, decay_type="cosine", min_lr_ratio=0.0):
+    """Warmup-stable-decay written out from its definition (Hu et al. 2024), for torch's LambdaLR."""
+    def f(k):
+        if k < warmup_steps:
+            return k / warmup_steps
+        if k < warmup_steps + stable_steps:
+            return 1.0
+        p = min((k - warmup_steps - stable_steps) / decay_steps, 1.0)
+        h = {"linear": 1 - p, "cosine": (1 + math.cos(math.pi * p)) / 2, "1-sqrt": 1 - math.sqrt(p)}[decay_type]
+        return min_lr_ratio + (1 - min_lr_ratio) * h
+    return f
 
 
 def rel(a, b) -> float:
@@ -245,8 +269,16 @@ def test_wsd_matches_torch_lambda(seed):
                 decay_steps=int(r.integers(1, 100)), decay_type=str(r.choice(["linear", "cosine", "1-sqrt"])),
                 min_lr_ratio=float(r.choice([0.0, r.uniform(0, 0.5)])))
     t_opt, o_opt = twins(str(r.choice(["sgd", "adam"])), _base_lrs(r))
-    multiplier = wsd_schedule(1.0, **args)
-    compare("WSD", t_opt, o_opt, T.LambdaLR(t_opt, multiplier), O.WSD(o_opt, **args), 400)
+    compare("WSD", t_opt, o_opt, T.LambdaLR(t_opt, wsd_multiplier(**args)), O.WSD(o_opt, **args), 400)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_warmup_cosine_schedule_matches_torch_lambda(seed):
+    r = np.random.default_rng([seed, 201])
+    W, total, eta_min = int(r.integers(0, 60)), int(r.integers(61, 300)), float(r.choice([0.0, r.uniform(0, 0.3)]))
+    t_opt, o_opt = twins(str(r.choice(["sgd", "adam"])), _base_lrs(r))
+    compare("warmup_cosine", t_opt, o_opt, T.LambdaLR(t_opt, warmup_cosine_multiplier(W, total, eta_min)),
+            O.LambdaLR(o_opt, warmup_cosine_schedule(1.0, W, total, eta_min=eta_min)), 400)
 
 
 def plateau_settings(r):
@@ -386,7 +418,7 @@ def test_state_dict_through_pickle_continues_like_torch(name, seed):
         kind, n = "sgd", 300
 
         def build(M, opt):
-            return O.WSD(opt, **args) if M is O else T.LambdaLR(opt, wsd_schedule(1.0, **args))
+            return O.WSD(opt, **args) if M is O else T.LambdaLR(opt, wsd_multiplier(**args))
     elif name == "ReduceLROnPlateau":
         args, metrics = plateau_settings(r)
         kind, n = "sgd", len(metrics)
@@ -569,3 +601,56 @@ def test_cosine_keeps_going_past_t_max_like_torch():
         o_s.step()
     assert o_s.get_last_lr() == t_s.get_last_lr()
     assert math.isclose(o_s.get_last_lr()[0], 0.1, rel_tol=1e-12)  # back at the base rate at 2·T_max
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Gaps that mutation testing found
+
+
+class HalfPower:
+    """A callable scale_fn with state: torch saves its __dict__ in the state dict, and restores it."""
+
+    def __init__(self, a=0.5):
+        self.a = a
+
+    def __call__(self, x):
+        return self.a ** x
+
+
+def test_cyclic_writes_the_momentum_bounds_into_the_groups_and_saves_scale_fn_as_torch():
+    t_opt, o_opt = twins("sgd")
+    t_fn, o_fn = HalfPower(), HalfPower()
+    t_sched = T.CyclicLR(t_opt, 0.01, 0.1, step_size_up=3, scale_fn=t_fn, base_momentum=0.7, max_momentum=0.95)
+    o_sched = O.CyclicLR(o_opt, 0.01, 0.1, step_size_up=3, scale_fn=o_fn, base_momentum=0.7, max_momentum=0.95)
+    for tg, og in zip(t_opt.param_groups, o_opt.param_groups):
+        assert og["max_momentum"] == tg["max_momentum"] == 0.95
+        assert og["base_momentum"] == tg["base_momentum"] == 0.7
+        assert og["momentum"] == tg["momentum"] == 0.95
+    assert o_sched.state_dict()["scale_fn"] == t_sched.state_dict()["_scale_fn_custom"] == {"a": 0.5}
+    plain = O.CyclicLR(twins("sgd")[1], 0.01, 0.1, scale_fn=lambda x: 1.0)
+    assert plain.state_dict()["scale_fn"] is None          # a plain function is not saved, as in torch
+    saved = o_sched.state_dict()
+    saved["scale_fn"] = {"a": 0.25}
+    o_sched.load_state_dict(saved)
+    assert o_fn.a == 0.25                                   # restored into the live callable
+
+
+def test_plateau_defaults_are_torchs_and_min_lrs_follow_add_param_group():
+    t_opt, o_opt = twins("sgd", (0.1,))
+    t_sched, o_sched = T.ReduceLROnPlateau(t_opt), O.ReduceLROnPlateau(o_opt)
+    for key in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps", "min_lrs",
+                "default_min_lr", "best", "mode_worse", "last_epoch"):
+        assert getattr(o_sched, key) == getattr(t_sched, key), key
+    for opt in (t_opt, o_opt):
+        opt.add_param_group({"params": [torch.zeros(2, dtype=torch.float64)] if opt is t_opt else [np.zeros(2)],
+                             "lr": 1e-9})
+    for metric in [1.0] + [2.0] * 11:                       # the cut on the 11th bad epoch (patience 10)
+        t_sched.step(metric)
+        o_sched.step(metric)
+    assert [g["lr"] for g in o_opt.param_groups] == [g["lr"] for g in t_opt.param_groups]
+    assert o_sched.min_lrs == t_sched.min_lrs == [0, 0]
+    listed = O.ReduceLROnPlateau(twins("sgd", (0.1,))[1], min_lr=[0.01])
+    listed.optimizer.add_param_group({"params": [np.zeros(2)]})
+    with pytest.raises(ValueError, match="min_lr was given for 1"):
+        for _ in range(12):
+            listed.step(1.0)

@@ -3,6 +3,7 @@ honest errors (a step that raises changes nothing), vectorized sweeps (a sweep i
 that differ from PyTorch (epsilon inside the square root, the paper's AdamW decay), skipped parameters, aliases.
 """
 
+import copy
 import math
 import pickle
 
@@ -151,8 +152,10 @@ def test_state_dict_resumes_bit_for_bit(name, how, kind, tmp_path):
     opt = make(name, params)
     for grads in stream[:6]:
         drive(opt, grads)
-    saved = ROUNDTRIPS[how](opt.state_dict(), tmp_path)
-    assert_same(ROUNDTRIPS[how](opt.state_dict(), tmp_path), opt.state_dict())
+    snapshot = opt.state_dict()
+    frozen = copy.deepcopy(snapshot)
+    saved = ROUNDTRIPS[how](snapshot, tmp_path)
+    assert_same(saved, frozen)                  # the round trip is exact
 
     copies = layout(kind, params)
     fresh = getattr(ol, name)([{"params": copies[:2]}, {"params": copies[2:]}])   # constructor defaults
@@ -163,6 +166,7 @@ def test_state_dict_resumes_bit_for_bit(name, how, kind, tmp_path):
         drive(fresh, grads)
     for p, q in zip(params, copies):
         assert np.array_equal(p, q), f"{name}: the resumed run differs by {np.max(np.abs(p - q)):.3g}"
+    assert_same(snapshot, frozen)               # a snapshot is a copy: the steps since did not reach into it
     assert_same(fresh.state_dict(), opt.state_dict())
 
 
@@ -765,7 +769,12 @@ def test_sophia_steps_are_sign_steps_until_the_first_hessian_refresh():
     opt.update_hessian([np.full(3, 1e6)])       # a large curvature makes the step |m|/(ρ·bs·h) < 1
     before = theta.copy()
     opt.step([np.array([1.0, 1.0, 1.0])], bs=100)
-    assert np.all(np.abs(theta - before) < 0.1)
+    # by hand: β₁ = 0.965, β₂ = 0.99, ρ = 0.04; m = β₁(1−β₁)g₁ + (1−β₁)g₂, h = (1−β₂)·1e6, step η·m/(ρ·bs·h)
+    m = 0.965 * 0.035 * np.array([1e-6, -5.0, 0.0]) + 0.035 * 1.0
+    expected = 0.1 * np.sign(m) * np.minimum(np.abs(m) / (0.04 * 100 * 0.01 * 1e6), 1.0)
+    step = before - theta
+    assert np.all(step != 0) and np.all(np.abs(step) < 0.1)
+    np.testing.assert_allclose(step, expected, rtol=0, atol=3e-17)  # θ ≈ ±0.1: its ulp bounds the difference
 
 
 def test_sgd_first_step_has_no_dampening_and_lr_stays_outside_the_buffer():
@@ -809,3 +818,130 @@ def test_a_parameter_group_is_the_callers_own_dict_as_in_torch():
     before = group["params"][0].copy()
     opt.step([np.ones(3)])
     np.testing.assert_array_equal(group["params"][0], before)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gaps that mutation testing found: each test below fails if the line it names is changed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bools_are_not_numbers_for_any_hyperparameter(name):
+    cls = getattr(ol, name)
+    numeric = [k for k, (default, _) in cls.hyper.items()
+               if isinstance(default, (int, float)) and not isinstance(default, bool)]
+    assert numeric
+    for key in numeric:
+        for flag in (True, np.bool_(False)):
+            with pytest.raises(TypeError, match=rf"{key} must be a real number.*not a bool"):
+                cls([np.zeros(2)], **{key: flag})
+    if "betas" in cls.hyper:
+        with pytest.raises(TypeError, match=r"betas\[1\] must be a real number.*not a bool"):
+            cls([np.zeros(2)], betas=(0.9, True))
+
+
+@pytest.mark.parametrize("value, error, pattern", [
+    (10**400, ValueError, "lr must fit in a float64"), (float("inf"), ValueError, "lr must be finite"),
+    (np.array(0.1), TypeError, "0-d array"), (1 + 0j, TypeError, "complex"),
+    (np.longdouble("1e400"), ValueError, "fit in a float64"), (np.array([0.1, np.inf]), ValueError, "finite"),
+])
+def test_numbers_that_do_not_fit_a_float64_are_refused_by_name(value, error, pattern):
+    with pytest.raises(error, match=pattern):
+        ol.Adam([np.zeros(2)], lr=value)
+
+
+def test_error_messages_state_the_range():
+    cases = [(ol.Adam, {"betas": (1.0, 0.9)}, r"betas\[0\] must be in \[0, 1\), got \(1.0, 0.9\)"),
+             (ol.Adam, {"betas": (0.9, -0.1)}, r"betas\[1\] must be in \[0, 1\)"),
+             (ol.RMSprop, {"alpha": 1.5}, r"alpha must be in \[0, 1\], got 1.5"),
+             (ol.SGD, {"lr": -1.0}, r"lr must be >= 0, got -1.0"),
+             (ol.Adagrad, {"eps": -1e-10}, r"eps must be >= 0, got -1e-10"),
+             (ol.SophiaG, {"rho": -0.5}, r"rho must be >= 0, got -0.5")]
+    for cls, kwargs, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            cls([np.zeros(2)], **kwargs)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "NAdam", "Adagrad"])
+def test_loading_a_flat_group_with_a_parameter_that_was_never_stepped(name):
+    """A flat group whose second parameter never had a gradient: no saved state for it (Adagrad: step 0), so
+    the loaded group must be split, and the resumed run continue exactly."""
+    rng = np.random.default_rng(5)
+    init = [rng.standard_normal(3), rng.standard_normal(4)]
+    _, params = ol.as_flat(init)
+    opt = getattr(ol, name)(params, lr=0.01)
+    for _ in range(3):
+        opt.step([rng.standard_normal(3), None])
+    saved = opt.state_dict()
+    assert saved["state"][0]["step"] == 3 and (1 not in saved["state"] or saved["state"][1]["step"] == 0)
+    _, copies = ol.as_flat(params)
+    fresh = getattr(ol, name)(copies, lr=0.01)
+    fresh.load_state_dict(saved)
+    for _ in range(3):
+        grads = [rng.standard_normal(3), rng.standard_normal(4)]
+        opt.step(grads)
+        fresh.step(grads)
+    for p, q in zip(params, copies):
+        assert np.array_equal(p, q)
+    assert_same(fresh.state_dict(), opt.state_dict())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("name", NAMES)
+def test_chunked_update_equals_the_whole_one_on_one_worker_and_on_two(name, workers, monkeypatch):
+    """The chunked update forced on a small buffer (chunks of 7 elements) on one worker (the branch that runs
+    the chunks in this thread) and on two: bit for bit the unchunked update."""
+    import optimlab._base as base
+
+    rng = np.random.default_rng(11)
+    init = [rng.standard_normal(s) for s in SHAPES]
+    stream = gradient_stream(3, SHAPES, 6)
+    whole = [a.copy() for a in init]
+    reference = make(name, whole)
+    for grads in stream:
+        drive(reference, grads)
+    chunked = []
+    original = ol.Optimizer._chunked
+
+    def spy(self, unit, *args):
+        chunked.append(unit.theta.size)
+        return original(self, unit, *args)
+
+    monkeypatch.setattr(base, "THREAD_MIN", 8)
+    monkeypatch.setattr(base, "CHUNK", 7)
+    monkeypatch.setattr(base, "_threads", lambda: workers)
+    monkeypatch.setattr(ol.Optimizer, "_chunked", spy)
+    parts = [a.copy() for a in init]
+    opt = make(name, parts)
+    for grads in stream:
+        drive(opt, grads)
+    assert chunked, "the chunked path did not run"
+    for p, q in zip(parts, whole):
+        assert np.array_equal(p, q)
+
+
+def test_a_params_list_replaced_by_hand_is_the_one_updated_and_keeps_states_by_identity():
+    a, b, c = np.ones(3), np.ones(2), np.ones(4)
+    opt = ol.SGD([a, b], lr=0.1, momentum=0.9)
+    opt.step([np.ones(3), np.ones(2)])
+    opt.param_groups[0]["params"] = [c, a]            # b dropped, c new, a kept (with its buffer)
+    opt.step([np.ones(4), np.ones(3)])
+    np.testing.assert_allclose(a, 1 - 0.1 - 0.1 * 1.9, rtol=1e-15)   # m = 0.9·1 + 1
+    np.testing.assert_allclose(c, 1 - 0.1, rtol=1e-15)               # a fresh buffer: m = g
+    assert np.array_equal(b, np.full(2, 0.9))
+    assert [e["step"] for e in opt.state.values()] == [1, 2]
+    saved = {k: v.copy() for k, v in opt.state[1].items() if isinstance(v, np.ndarray)}
+    for bad, error in [(None, TypeError), ([a, a], ValueError), ([np.ones(2, int)], TypeError), ([], ValueError)]:
+        opt.param_groups[0]["params"] = bad
+        with pytest.raises(error, match=r"param_groups\[0\]\['params'\]"):
+            opt.step([np.ones(4), np.ones(3)])
+        assert np.array_equal(opt.state[1]["momentum_buffer"], saved["momentum_buffer"])
+    del opt.param_groups[0]["params"]
+    with pytest.raises(ValueError, match=r"param_groups\[0\] has no 'params'"):
+        opt.step([np.ones(4), np.ones(3)])
+    opt.param_groups[0]["params"] = [c, a]
+    del opt.param_groups[0]["momentum"]
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['momentum'\] is missing"):
+        opt.step([np.ones(4), np.ones(3)])
+    opt.param_groups.append({"params": [np.ones(1)], **opt.defaults})
+    with pytest.raises(ValueError, match="add_param_group"):
+        opt.step([np.ones(4), np.ones(3)])

@@ -387,3 +387,53 @@ def test_sophia_matches_authors_sophiag(k, float64):
     for i, p in enumerate(theirs):
         for key in ("exp_avg", "hessian"):
             np.testing.assert_allclose(opt.state[i][key], ref.state[p][key].numpy(), rtol=1e-12, atol=1e-300)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Boundaries that mutation testing found untested
+
+
+def test_radam_at_rho_exactly_five_takes_the_unrectified_step_as_torch(float64):
+    """β₂ = 0.8397685748659791 makes ρ₆ = 5.0 exactly: torch's test is ρₜ > 5, so step 6 is a plain momentum
+    step; ρ₇ > 5 is rectified. Written as ρₜ >= 5 (or computed differently), step 6 would differ."""
+    beta2 = 0.8397685748659791
+    rho_inf = 2 / (1 - beta2) - 1
+    assert rho_inf - 2 * 6 * beta2**6 / (1 - beta2**6) == 5.0
+    rng = np.random.default_rng(6)
+    init = [rng.standard_normal(s) for s in SHAPES]
+    ours, theirs = [a.copy() for a in init], torch_params(init)
+    opt = ol.RAdam(ours, lr=0.01, betas=(0.9, beta2))
+    ref = torch.optim.RAdam(theirs, lr=0.01, betas=(0.9, beta2), foreach=False)
+    worst = Worst(len(ours))
+    for _ in range(8):
+        step_both(opt, ref, [rng.standard_normal(s) for s in SHAPES], theirs)
+        worst.update(ours, theirs)
+    record("RAdam", "rho_t = 5", worst.value)
+    assert worst.value <= RTOL
+
+
+@pytest.mark.parametrize("name, options", [
+    ("SGD", dict(momentum=1.0, dampening=0.5, weight_decay=1.0)),
+    ("SGD", dict(momentum=1.0, nesterov=True, weight_decay=1.0)),
+    ("Adam", dict(weight_decay=1.0)),
+    ("Adam", dict(weight_decay=1.0, decoupled_weight_decay=True)),
+    ("RMSprop", dict(momentum=1.0, weight_decay=1.0)),
+])
+def test_array_hyperparameters_of_one_everywhere_match_torch_per_row(name, options, float64):
+    """A sweep whose momentum and weight decay arrays are 1.0 in every row: each row is torch's run with 1.0
+    (an array equal to one must not be mistaken for "no momentum" or "no decay", nor for a scalar)."""
+    rng = np.random.default_rng(21)
+    rows = rng.standard_normal((3, 4))
+    ours = rows.copy()
+    arrays = {k: (np.full((3, 1), v) if k in ("momentum", "weight_decay") else v) for k, v in options.items()}
+    opt = getattr(ol, name)([ours], lr=0.01, **arrays)
+    theirs = [torch.nn.Parameter(torch.from_numpy(r.copy())) for r in rows]
+    refs = [getattr(torch.optim, name)([p], lr=0.01, **options, foreach=False) for p in theirs]
+    for _ in range(5):
+        g = rng.standard_normal((3, 4))
+        opt.step([g])
+        for i, (p, ref) in enumerate(zip(theirs, refs)):
+            p.grad = torch.from_numpy(g[i].copy())
+            ref.step()
+    for i, p in enumerate(theirs):
+        np.testing.assert_allclose(ours[i], p.detach().numpy(), rtol=RTOL, atol=1e-300)

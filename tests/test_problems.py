@@ -20,7 +20,7 @@ from optimlab.problems import (
     SparseLogistic,
 )
 
-FAST = settings(max_examples=40, deadline=None)
+FAST = settings(max_examples=40, deadline=None, derandomize=True)
 
 
 def central_difference_grad(loss, x, h=1e-6):
