@@ -424,7 +424,14 @@ class Edition:
         return out
 
     def gated(self, conv: Converter, cells: list, label: str) -> list:
-        """A solution written across cells: skeleton and check cells, then the solution folded in <details>."""
+        """A solution written across cells: skeleton and check cells, then the solution folded in <details>. Text
+        before the solution's start (the exercise, in the same cell) and after its end stays outside."""
+        lead, cells, tail = split_gate(cells)
+        out = self.cell(conv, _markdown_cell(lead)) if lead.strip() else []
+        out += self._gated(conv, cells, label)
+        return out + (self.cell(conv, _markdown_cell(tail)) if tail.strip() else [])
+
+    def _gated(self, conv: Converter, cells: list, label: str) -> list:
         code = [c for c in cells if c["cell_type"] == "code"]
         checks = [c for c in code if is_check_cell(_source(c))]
         solution_code = [c for c in code if not is_check_cell(_source(c))]
@@ -439,7 +446,7 @@ class Edition:
         for c in cells:
             text = _source(c)
             if c["cell_type"] == "markdown":
-                text = GATE_END.sub("", GATE_START.sub("", text)).strip()
+                text = text.strip()
                 if text:
                     parts.append(conv.markdown(text) + "\n\n")
             else:
@@ -451,6 +458,18 @@ class Edition:
         parts.append("</details>")
         out.append(_markdown_cell("".join(parts)))
         return out
+
+
+def split_gate(cells: list) -> tuple[str, list, str]:
+    """A gated solution's cells as (the text before its start, the solution's own cells, the text after its end):
+    the first and last markdown cells may hold more than the opening and closing directives."""
+    cells = copy.deepcopy(cells)
+    first, last = _source(cells[0]), _source(cells[-1])
+    start, end = GATE_START.search(first), GATE_END.search(last)
+    if len(cells) == 1:
+        return first[:start.start()], [_markdown_cell(first[start.end():end.start()])], first[end.end():]
+    cells[0]["source"], cells[-1]["source"] = first[start.end():], last[:end.start()]
+    return first[:start.start()], cells, last[end.end():]
 
 
 def _drop_solutions(text: str) -> str:
@@ -507,13 +526,17 @@ def student_myst(executed: dict) -> dict:
     while i < len(cells):
         span = next((s for s in spans if s[0] == i), None)
         if span:
-            block = cells[span[0]:span[1] + 1]
+            lead, block, tail = split_gate(cells[span[0]:span[1] + 1])
+            if _drop_solutions(lead).strip():
+                out.append(_markdown_cell(_drop_solutions(lead)))
             code = [c for c in block if c["cell_type"] == "code"]
             checks = [c for c in code if is_check_cell(_source(c))]
             if checks:
                 sol = [c for c in code if not is_check_cell(_source(c))]
                 out.append(_code_cell("\n\n\n".join(skeleton(_source(c)) for c in sol)))
                 out.extend(_code_cell(_source(c)) for c in checks)
+            if _drop_solutions(tail).strip():
+                out.append(_markdown_cell(_drop_solutions(tail)))
             i = span[1] + 1
             continue
         cell = cells[i]
