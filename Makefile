@@ -131,8 +131,11 @@ editions-test: $(DEV_STAMP)
 	@$(call timed,editions-test,$(PY) -m pytest -q -p no:cacheprovider -m book tests)
 
 # The last build in headless Chromium (`make book` first; `make test` does both), and a chapter in JupyterLab.
+# Two sessions: the built book, then JupyterLab (a JupyterLab server and its kernel beside the book's page visits
+# slowed them past their time-outs on this 2-core machine).
 browser: $(DEV_STAMP)
-	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py tests/test_jupyterlab.py)
+	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py)
+	@$(call timed,jupyterlab,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_jupyterlab.py)
 
 # Cheap stages first: a lint error stops the run in seconds, not after the book build.
 test:
