@@ -10,7 +10,8 @@ Every number a chapter's text or figure captions quote from an experiment is reg
 
 The test checks that the snippet is in the prose (whitespace runs count as one space), that the regex matches
 the concatenated text outputs of the chapter's code cells, and that the numbers of the snippet, in order, equal
-the regex's capture groups, in order, at the precision the prose writes them: "5.9×10⁻⁷" holds for any output
+the regex's capture groups, in order (or, when the groups are named, in the order of their names: a, b, ...),
+at the precision the prose writes them: "5.9×10⁻⁷" holds for any output
 within 0.05×10⁻⁷, "26%" for any within 0.5% (0.26 or 26%). Strict nbval proves the stored outputs are what a
 fresh run prints, so the chain from prose to computation is closed.
 """
@@ -112,7 +113,8 @@ def check_entry(entry: dict, prose: list[str], outputs: str) -> list[str]:
     ignore = set(entry.get("ignore", []))
     written = [n for n in parse_numbers(snippet) if n[0] not in ignore]
     printed = []
-    for group in match.groups():
+    named = match.groupdict()
+    for group in [named[k] for k in sorted(named)] if named else match.groups():
         numbers = parse_numbers(group or "")
         if len(numbers) != 1:
             return [f"capture group {group!r} of /{entry['output']}/ does not hold exactly one number"]
@@ -169,6 +171,7 @@ _FAKE = _fake_notebook(
         ({"prose": "saves 26% of", "output": r"steps saved: (\S+)"}, []),
         ({"prose": "after $10^{3}$ steps: 4.5e6", "output": r"(\S+) after (\d+) steps", "ignore": []}, ["order"]),
         ({"prose": "4.5e6 at most", "output": r"worst loss (\S+)"}, []),
+        ({"prose": "after $10^{3}$ steps: 4.5e6", "output": r"(?P<b>\S+) after (?P<a>\d+) steps"}, []),
         ({"prose": "reaches 5.8×10⁻⁷", "output": r"best (\S+) at"}, ["not in the prose"]),
         ({"prose": "reaches 5.9×10⁻⁷", "output": r"best (\S+) on"}, ["matches no stored output"]),
         ({"prose": "saves 26% of", "output": r"best (\S+) at η = (\S+)"}, ["pair each"]),
