@@ -84,7 +84,8 @@ def _normalize(text: str) -> str:
 
 def chapter_text(notebook: dict) -> tuple[list[str], str]:
     """(the prose: each markdown cell and each figure caption, whitespace normalized; the stored text
-    outputs of the code cells, concatenated)."""
+    outputs of the code cells, one cell after another). A cell's streams are joined as Jupyter shows them, so
+    a line that the kernel happened to send in two pieces is still one line."""
     prose, outputs = [], []
     for cell in notebook["cells"]:
         if cell["cell_type"] == "markdown":
@@ -93,9 +94,11 @@ def chapter_text(notebook: dict) -> tuple[list[str], str]:
             caption = cell.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("caption")
             if caption:
                 prose.append(_normalize(caption))
+            shown = ""
             for out in cell.get("outputs", []):
-                text = out.get("text") or out.get("data", {}).get("text/plain") or ""
-                outputs.append("".join(text))
+                text = "".join(out.get("text") or out.get("data", {}).get("text/plain") or "")
+                shown += text if out["output_type"] == "stream" else text + "\n"
+            outputs.append(shown)
     return prose, "\n".join(outputs)
 
 
@@ -151,7 +154,10 @@ def _fake_notebook(markdown: str, caption: str, printed: str) -> dict:
                 "cell_type": "code",
                 "metadata": {"mystnb": {"figure": {"caption": caption}}},
                 "source": ["print(...)"],
-                "outputs": [{"output_type": "stream", "name": "stdout", "text": [printed]}],
+                "outputs": [  # the kernel may send one line in two stream messages
+                    {"output_type": "stream", "name": "stdout", "text": [printed[:10]]},
+                    {"output_type": "stream", "name": "stdout", "text": [printed[10:]]},
+                ],
             },
         ]
     }
