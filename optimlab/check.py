@@ -29,6 +29,7 @@ The checks, by chapter:
 9. :func:`clip_grad_norm`, :func:`clip_grad_value`, :func:`accumulate_grads` (clipping and accumulation)
 10. :func:`paired_difference`, :func:`lr_tolerance_width` (optimizers in practice)
 11. :func:`lion_step`, :func:`sophia_step` (Lion and Sophia)
+12. :func:`newton_schulz`, :func:`muon_update` (Muon, Shampoo and SOAP)
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ import numpy as np
 
 from . import schedules
 from .clipping import clip_grad_norm_
+from .matrix import NS_COEFFICIENTS, Muon
+from .matrix import newton_schulz as _newton_schulz
 from .optimizers import SGD, Adagrad, Adam, Lion, RMSprop, SophiaG
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "clip_grad_norm", "clip_grad_value", "accumulate_grads",
     "paired_difference", "lr_tolerance_width",
     "lion_step", "sophia_step",
+    "newton_schulz", "muon_update",
 ]
 
 # Tolerances: a correct answer written another way passes; a near-miss separated by the cases does not.
@@ -84,10 +88,11 @@ class _Mistake:
 
 
 class _Spec:
-    def __init__(self, name, signature, outputs, cases, reference, mistakes, step=None, covers=""):
+    def __init__(self, name, signature, outputs, cases, reference, mistakes, step=None, covers="", shape_hint=""):
         self.name, self.signature, self.outputs = name, signature, outputs
         self.cases, self.reference, self.mistakes = cases, reference, mistakes
         self.step, self.covers = step, covers  # step: (index of θ among the arguments, index among the outputs)
+        self.shape_hint = shape_hint  # said after a crash on a matrix product of mismatched shapes
 
 
 def _leaves(x):
@@ -357,6 +362,8 @@ def _run(spec, fn):
             message = str(error).splitlines()[0][:200] if str(error) else ""
             hint = f" Check the signature: {spec.signature}." \
                 if isinstance(error, TypeError) and "argument" in message else ""
+            if spec.shape_hint and isinstance(error, ValueError) and "mismatch" in message:
+                hint = " " + spec.shape_hint
             return _say(name, False, f"your function crashed on the case {case.label}: "
                                      f"{type(error).__name__}: {message}.{hint}")
         changed = [k for k, (b, a) in enumerate(zip(case.args, after[0])) if not _same_input(b, a)]
@@ -1553,3 +1560,154 @@ def sophia_step():
     return _Spec("sophia_step", "fn(theta, grad, m, hessian, lr=1e-4, beta1=0.965, rho=0.04, weight_decay=1e-1, "
                                 "eps=1e-15, bs=5120) -> (theta, m)",
                  ("theta", "m"), cases, _sophia_ref, mistakes, step=(0, 0), covers=OPT_COVERS)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Chapter 12: Muon, Shampoo and SOAP
+
+
+def _ns_ref(G, steps=5, coefficients=NS_COEFFICIENTS, eps=1e-7):
+    return _newton_schulz(np.asarray(G, dtype=np.float64), tuple(coefficients), steps, eps)
+
+
+def _ns_variant(normalize="max", swap=False, wrong_side=False, square_only=False):
+    """A typical mistake; ``square_only`` makes the wrong side defined on every shape (right where it would crash),
+    so that the module's own list can be tested as answers."""
+    def ns(G, steps=5, coefficients=NS_COEFFICIENTS, eps=1e-7):
+        a, b, c = coefficients
+        if swap:
+            b, c = c, b
+        X = np.asarray(G, dtype=np.float64)
+        tall = X.shape[0] > X.shape[1]
+        X = X.T if tall else X
+        norm = np.linalg.norm(X)
+        X = {"max": X / max(norm, eps), "add": X / (norm + eps), "spectral": X / max(np.linalg.norm(X, 2), eps),
+             "none": X}[normalize]
+        for _ in range(steps):
+            A = X.T @ X if wrong_side and (X.shape[0] == X.shape[1] or not square_only) else X @ X.T
+            X = a * X + (b * A + c * A @ A) @ X
+        return X.T if tall else X
+    return ns
+
+
+# A = XᵀX multiplied on the left fails on a rectangular matrix (a crash, reported with this hint) and gives a
+# wrong answer on a square one (the first case, so the mistake is named there when it is the only one).
+WRONG_SIDE = ("A matrix product has mismatched shapes: is A = XᵀX on the wrong side? With X ← aX + (bA + cA²)X, A "
+              "must be XXᵀ (the Gram matrix of the rows, the small one in the wide orientation).")
+
+
+@_check
+def newton_schulz():
+    """Check ``fn(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7) -> X``: the Newton–Schulz
+    orthogonalisation of Muon, as torch.optim.Muon and optimlab.matrix.newton_schulz do it, in float64.
+
+    Work with the wide orientation (transpose G when it has more rows than columns), normalise
+    X = G / max(‖G‖_F, ε), then ``steps`` times X ← aX + (bA + cA²)X with A = XXᵀ, and transpose back.
+    The result is about UVᵀ for G = USVᵀ; it keeps G's shape.
+    """
+    rng = _rng(20)
+    cases = []
+    for shape, scale, kwargs, what in [
+        ((4, 4), 1.0, {}, "a square matrix, the defaults"),
+        ((3, 5), 1.0, {}, "a wide matrix, the defaults"),
+        ((6, 3), 0.01, {}, "a tall matrix with small entries, the defaults"),
+        ((5, 8), 3.0, {"steps": 2}, "two steps"),
+        ((7, 4), 1.0, {"steps": 8, "coefficients": (1.5, -0.5, 0.0)}, "the cubic iteration (1.5, −0.5, 0), 8 steps"),
+        ((3, 3), 1e-8, {}, "a tiny matrix, ‖G‖ below ε"),
+        ((4, 6), 1.0, {"steps": 0, "eps": 1e-3}, "no steps, ε = 1e-3"),
+    ]:
+        cases.append(_Case(_where(shape, np.float64, what), _normal(rng, shape, scale), **kwargs))
+    cases.append(_Case(_where((2, 5), np.float64, "a zero matrix"), np.zeros((2, 5))))
+    mistakes = [
+        _Mistake("The normalisation seems to be missing: divide G by its Frobenius norm first, X = G/max(‖G‖_F, ε), "
+                 "so that every singular value starts in (0, 1], where the iteration pulls it towards 1.",
+                 _ns_variant(normalize="none")),
+        _Mistake("ε seems to be added to the norm, G/(‖G‖_F + ε): that is Keller Jordan's code; torch and "
+                 "optimlab divide by max(‖G‖_F, ε). The two differ only when ‖G‖_F is close to ε.",
+                 _ns_variant(normalize="add")),
+        _Mistake("The normalisation seems to use the spectral norm, G/σ_max; Muon divides by the Frobenius norm, "
+                 "which is cheap (no SVD) and at least σ_max, so the iteration starts with smaller values.",
+                 _ns_variant(normalize="spectral")),
+        _Mistake(WRONG_SIDE.split("? ", 1)[1].replace("With", "A seems to be XᵀX on the wrong side: with"),
+                 _ns_variant(wrong_side=True, square_only=True)),
+        _Mistake("b and c seem to be swapped: X ← aX + (bA + cA²)X, with b = −4.7750 on A and c = 2.0315 on A².",
+                 _ns_variant(swap=True)),
+    ]
+    return _Spec("newton_schulz", "fn(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7) -> X", ("X",),
+                 cases, _ns_ref, mistakes,
+                 covers="square, wide and tall matrices, 0, 2, 5 and 8 steps, the cubic coefficients, "
+                        "a tiny and a zero matrix", shape_hint=WRONG_SIDE)
+
+
+def _muon_state(rng, shape, dtype, fresh):
+    return (_zeros_or(rng, shape, dtype, fresh, lambda r, s, dtype: _normal(r, s, 0.5, dtype)),)
+
+
+def _muon_ref(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None):
+    theta, s = _rule(Muon, theta, grad, {"momentum_buffer": buf}, decay="decoupled", lr=lr, momentum=momentum,
+                     nesterov=nesterov, weight_decay=weight_decay, adjust_lr_fn=adjust_lr_fn)
+    return theta, s["momentum_buffer"]
+
+
+def _muon_variant(undamped=False, no_nesterov=False, decay_adjusted=False, ratio_flipped=False):
+    def step(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None):
+        theta, g, m = (np.asarray(x, np.float64) for x in (theta, grad, buf))
+        m = momentum * m + (1 if undamped else 1 - momentum) * g
+        u = (g if undamped else (1 - momentum) * g) + momentum * m if nesterov and not no_nesterov else m
+        rows, cols = theta.shape
+        if adjust_lr_fn == "match_rms_adamw":
+            scale = 0.2 * max(rows, cols) ** 0.5
+        else:
+            scale = max(1.0, (cols / rows if ratio_flipped else rows / cols)) ** 0.5
+        theta = theta * (1 - lr * (scale if decay_adjusted else 1.0) * weight_decay)
+        return theta - lr * scale * _newton_schulz(u), m
+    return step
+
+
+@_check
+def muon_update():
+    """Check ``fn(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None)
+    -> (theta, buf)``: one step of torch.optim.Muon (and optimlab.Muon) for a 2-D parameter, pure, in float64:
+
+    m ← βm + (1 − β)g (torch's lerp); u = (1 − β)g + βm with Nesterov, else u = m; O = NS(u) with the defaults of
+    :func:`newton_schulz`; θ ← θ(1 − ηλ) with the unadjusted η; θ ← θ − η′O, where η′ = η√max(1, rows/cols)
+    (``adjust_lr_fn`` None or "original") or η′ = 0.2η√max(rows, cols) ("match_rms_adamw"). ``buf`` starts at zeros.
+    """
+    rng = _rng(21)
+    cases = []
+
+    def add(what, shape, fresh, kwargs, dtype=np.float64, zero=False, first=False):
+        theta = _normal(rng, shape, dtype=dtype)
+        g = np.zeros(shape, dtype) if zero else _normal(rng, shape, 0.1, dtype)
+        (buf,) = _muon_state(rng, shape, dtype, fresh)
+        cases.append(_Case(_where(shape, dtype, what), theta, g, buf, first=first, **kwargs))
+
+    add("the first step (buffer 0)", (3, 4), True, {"lr": 0.02}, first=True)
+    add("the first step (buffer 0)", (6, 3), True, {"lr": 0.02}, dtype=np.float32, first=True)
+    add("zero gradients on the first step", (4, 4), True, {"lr": 0.02}, zero=True, first=True)
+    add("zero gradients on a later step", (3, 4), False, {"lr": 0.02}, zero=True)
+    add("a later step, a tall matrix", (6, 3), False, {"lr": 0.05, "momentum": 0.9})
+    add("a later step without Nesterov", (4, 4), False, {"lr": 0.05, "nesterov": False})
+    add("η = 0.5, λ = 0.5, a tall matrix", (8, 2), False, {"lr": 0.5, "weight_decay": 0.5})
+    add("match_rms_adamw, a tall matrix, λ = 0.2", (6, 4), False,
+        {"lr": 0.01, "weight_decay": 0.2, "adjust_lr_fn": "match_rms_adamw"})
+    add("adjust_lr_fn='original', β = 0.5", (5, 3), False, {"lr": 0.1, "momentum": 0.5, "adjust_lr_fn": "original"})
+    add("a later step", (3, 5), False, {"lr": 0.02}, dtype=np.float32)
+    add("the defaults, a later step", (4, 3), False, {})
+    mistakes = [
+        _Mistake("The buffer seems to be βm + g (SGD's form, and what torch's docstring writes); torch's code and "
+                 "optimlab average, m ← βm + (1 − β)g. After orthogonalisation the first step is the same, since "
+                 "the two buffers then differ by a factor, but the buffer you return is not.",
+                 _muon_variant(undamped=True), on=(1,)),
+        _Mistake("nesterov=True seems to be ignored: with Nesterov, orthogonalise u = (1 − β)g + βm (with the new m), "
+                 "not m.", _muon_variant(no_nesterov=True), on=(0,)),
+        _Mistake("The decay seems to use the adjusted learning rate: torch decays θ(1 − ηλ) with the η you pass; "
+                 "only the orthogonalised step uses η′.", _muon_variant(decay_adjusted=True), on=(0,)),
+        _Mistake("The shape adjustment seems to be the wrong way round: η′ = η√max(1, rows/cols), which is larger "
+                 "than η for a tall matrix (more rows than columns).", _muon_variant(ratio_flipped=True), on=(0,)),
+    ]
+    return _Spec("muon_update", "fn(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, "
+                                "adjust_lr_fn=None) -> (theta, buf)",
+                 ("theta", "buf"), cases, _muon_ref, mistakes, step=(0, 0),
+                 covers="the first step, later steps, zero gradients, float32, square, wide and tall matrices, "
+                        "Nesterov on and off, both shape adjustments, the defaults")

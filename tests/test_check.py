@@ -150,6 +150,30 @@ def sophia_step(theta, grad, m, hessian, lr=1e-4, beta1=0.965, rho=0.04, weight_
     return theta - lr * step, m
 
 
+def newton_schulz(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7):
+    a, b, c = coefficients
+    X = np.array(G, dtype=float)
+    if X.shape[0] > X.shape[1]:
+        return newton_schulz(X.T, steps, coefficients, eps).T
+    X /= max(np.sqrt(np.sum(X * X)), eps)
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + b * (A @ X) + c * (A @ (A @ X))
+    return X
+
+
+def muon_update(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None):
+    theta, grad, buf = (np.asarray(x, dtype=float) for x in (theta, grad, buf))
+    buf = buf + (1 - momentum) * (grad - buf)
+    u = grad + momentum * (buf - grad) if nesterov else buf
+    rows, cols = theta.shape
+    if adjust_lr_fn == "match_rms_adamw":
+        adjusted = lr * 0.2 * math.sqrt(max(rows, cols))
+    else:
+        adjusted = lr * math.sqrt(max(1, rows / cols))
+    return theta - lr * weight_decay * theta - adjusted * newton_schulz(u), buf
+
+
 ANSWERS = {name: globals()[name] for name in check.__all__}
 
 
@@ -200,6 +224,50 @@ def _linear_width(lrs, scores, tolerance):
 def _clip_after(grads, max_norm):
     clipped, _ = clip_grad_norm(grads, max_norm)
     return clipped, math.sqrt(sum(float(np.sum(g * g)) for g in clipped))
+
+
+def _ns_unnormalised(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7):
+    a, b, c = coefficients
+    X = np.array(G, dtype=float)
+    for _ in range(steps):
+        X = a * X + b * (X @ X.T @ X) + c * (X @ X.T @ X @ X.T @ X)
+    return X
+
+
+def _ns_keller(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7):
+    a, b, c = coefficients
+    X = np.array(G, dtype=float)
+    X = (X.T if X.shape[0] > X.shape[1] else X) / (np.linalg.norm(X) + eps)
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    return X.T if np.shape(G)[0] > np.shape(G)[1] else X
+
+
+def _ns_wrong_side(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7):
+    a, b, c = coefficients
+    X = np.array(G, dtype=float)
+    X = (X.T if X.shape[0] > X.shape[1] else X) / max(np.linalg.norm(X), eps)
+    for _ in range(steps):
+        A = X.T @ X
+        X = a * X + (b * A + c * A @ A) @ X
+    return X.T if np.shape(G)[0] > np.shape(G)[1] else X
+
+
+def _muon_undamped(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None):
+    buf = momentum * buf + grad
+    u = grad + momentum * buf if nesterov else buf
+    rows, cols = theta.shape
+    scale = 0.2 * math.sqrt(max(rows, cols)) if adjust_lr_fn == "match_rms_adamw" else math.sqrt(max(1, rows / cols))
+    return theta * (1 - lr * weight_decay) - lr * scale * newton_schulz(u), buf
+
+
+def _muon_decay_adjusted(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1,
+                         adjust_lr_fn=None):
+    rows, cols = theta.shape
+    adjusted = 0.2 * math.sqrt(max(rows, cols)) if adjust_lr_fn == "match_rms_adamw" else math.sqrt(max(1, rows / cols))
+    theta = theta * (1 - lr * adjusted * weight_decay) / (1 - lr * weight_decay)
+    return muon_update(theta, grad, buf, lr, momentum, nesterov, weight_decay, adjust_lr_fn)
 
 
 MISTAKES = [
@@ -333,6 +401,18 @@ MISTAKES = [
     ("sophia_step", lambda th, g, m, h, lr=1e-4, beta1=0.965, rho=0.04, weight_decay=1e-1, eps=1e-15, bs=5120:
         sophia_step(th * (1 - weight_decay) / (1 - lr * weight_decay), g, m, h, lr, beta1, rho, weight_decay, eps, bs),
      "not to be scaled by the learning rate"),
+    ("newton_schulz", _ns_unnormalised, "normalisation seems to be missing"),
+    ("newton_schulz", _ns_keller, "Keller Jordan's code"),
+    ("newton_schulz", lambda G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7:
+        newton_schulz(G, steps, (coefficients[0], coefficients[2], coefficients[1]), eps),
+     "b and c seem to be swapped"),
+    ("newton_schulz", _ns_wrong_side, "XᵀX on the wrong side"),
+    ("muon_update", _muon_undamped, "βm + g"),
+    ("muon_update", lambda th, g, b, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None:
+        muon_update(th, g, b, lr, momentum, False, weight_decay, adjust_lr_fn), "nesterov=True seems to be ignored"),
+    ("muon_update", _muon_decay_adjusted, "adjusted learning rate"),
+    ("muon_update", lambda th, g, b, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None:
+        muon_update(th, g, b, lr, momentum, nesterov, weight_decay, "original"), "ignore its argument adjust_lr_fn"),
 ]
 
 
@@ -349,7 +429,7 @@ def test_an_answer_written_independently_passes(capsys, name):
 
 def test_every_check_has_an_answer_here_and_two_per_chapter():
     assert set(ANSWERS) == set(check.__all__)
-    assert len(check.__all__) == 23
+    assert len(check.__all__) == 25
     for name in check.__all__:
         assert f":func:`{name}`" in check.__doc__
 
@@ -365,7 +445,7 @@ def test_a_typical_mistake_fails_and_is_named(capsys, name, answer, words):
 def test_at_least_three_mistakes_per_check():
     counts = {name: sum(n == name for n, _, _ in MISTAKES) for name in check.__all__}
     assert min(counts.values()) >= 2, counts
-    assert sum(c >= 3 for c in counts.values()) >= 20, counts
+    assert sum(c >= 3 for c in counts.values()) >= 22, counts
 
 
 @pytest.mark.parametrize("name", check.__all__)
@@ -512,3 +592,16 @@ def test_right_first_steps_and_wrong_later_ones_are_told_apart(capsys):
 def test_a_constant_answer_is_not_mistaken_for_a_named_mistake(capsys):
     ok, out = verdict(capsys, "lr_tolerance_width", lambda lrs, scores, tolerance: 1.0)
     assert not ok and "It looks like" not in out and "seems" not in out, out
+
+
+def test_newton_schulz_with_the_gram_matrix_on_the_wrong_side_crashes_with_a_hint(capsys):
+    def wrong_side(G, steps=5, coefficients=(3.4445, -4.7750, 2.0315), eps=1e-7):
+        a, b, c = coefficients
+        X = np.asarray(G, float) / max(np.linalg.norm(G), eps)
+        for _ in range(steps):
+            A = X.T @ X                       # n×n, multiplied on the left of an m×n X: fails unless m = n
+            X = a * X + (b * A + c * A @ A) @ X
+        return X
+
+    ok, out = verdict(capsys, "newton_schulz", wrong_side)
+    assert not ok and "crashed" in out and "XᵀX on the wrong side" in out, out
