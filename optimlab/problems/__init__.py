@@ -21,15 +21,16 @@ is cheap, ``hessian(x)`` with shape ``(..., dim, dim)``. The arrays ``x0``, ``x_
 read-only, so an in-place update of a start point fails loudly instead of changing the problem: start from
 ``problem.x0.copy()``.
 
-:class:`DigitsMLP`, :class:`DigitsCNN` and :class:`AddingGRU` are the exception: small networks whose
-parameters are a *list* of arrays, as the per-layer chapters need, with leading run dimensions on every array.
+:class:`DigitsMLP`, :class:`DigitsCNN`, :class:`AddingGRU` and :class:`TinyTransformer` are the exception: small
+networks whose parameters are a *list* of arrays, as the per-layer chapters need, with leading run dimensions on
+every array.
 They share the protocol of :class:`NetworkProblem` (``init_params(seed)``, ``loss(params, batch=None)``,
 ``loss_and_grads(params, batch=None)``, ``metric(params, split="test")``, ``minibatches(batch_size, rng)``,
 ``hvp``, ``sharpness``), which :func:`optimlab.experiments.run` and :func:`~optimlab.experiments.sweep` drive.
 
 The modules, one per family: ``quadratics`` (Ravine, NoisyQuadratic, MovingOptimum), ``functions2d``
-(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``; shared pieces in
-``_base``. Every name is importable from ``optimlab.problems`` itself.
+(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``, ``transformer``;
+shared pieces in ``_base``. Every name is importable from ``optimlab.problems`` itself.
 
 Constructors check their arguments and raise ``ValueError`` naming the argument and the value.
 Computation follows the dtype of the points given (float32 stays float32); integer points become float64.
@@ -42,6 +43,7 @@ from .data import SparseLogistic
 from .functions2d import Beale, RNNCliff, Rosenbrock, Saddle
 from .networks import AddingGRU, DigitsCNN, DigitsMLP
 from .quadratics import MovingOptimum, NoisyQuadratic, Ravine
+from .transformer import TinyTransformer
 
 __all__ = [
     "Problem",
@@ -56,5 +58,6 @@ __all__ = [
     "DigitsMLP",
     "DigitsCNN",
     "AddingGRU",
+    "TinyTransformer",
     "NetworkProblem",
 ]
