@@ -29,8 +29,10 @@ They share the protocol of :class:`NetworkProblem` (``init_params(seed)``, ``los
 ``hvp``, ``sharpness``), which :func:`optimlab.experiments.run` and :func:`~optimlab.experiments.sweep` drive.
 
 The modules, one per family: ``quadratics`` (Ravine, NoisyQuadratic, MovingOptimum), ``functions2d``
-(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``, ``transformer``;
-shared pieces in ``_base``. Every name is importable from ``optimlab.problems`` itself.
+(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``, ``transformer``,
+``games`` (BilinearGame, GaussianMixtureGAN: two players, each a list of arrays and a loss of its own, with
+their own protocol, see :mod:`optimlab.problems.games`); shared pieces in ``_base``. Every name is importable
+from ``optimlab.problems`` itself.
 
 Constructors check their arguments and raise ``ValueError`` naming the argument and the value.
 Computation follows the dtype of the points given (float32 stays float32); integer points become float64.
@@ -41,6 +43,7 @@ from __future__ import annotations
 from ._base import NetworkProblem, Problem
 from .data import SparseLogistic
 from .functions2d import Beale, RNNCliff, Rosenbrock, Saddle
+from .games import BilinearGame, GaussianMixtureGAN
 from .networks import AddingGRU, DigitsCNN, DigitsMLP
 from .quadratics import MovingOptimum, NoisyQuadratic, Ravine
 from .transformer import TinyTransformer
@@ -59,5 +62,7 @@ __all__ = [
     "DigitsCNN",
     "AddingGRU",
     "TinyTransformer",
+    "BilinearGame",
+    "GaussianMixtureGAN",
     "NetworkProblem",
 ]
