@@ -10,8 +10,9 @@
 A point is an array of shape ``(..., dim)``: a sweep of B runs is a ``(B, dim)`` array evaluated in one call, and
 a grid of points for a contour plot is a ``(ny, nx, 2)`` array. ``t`` is the step index; only the non-stationary
 :class:`MovingOptimum` reads it. ``rng`` is a :class:`numpy.random.Generator`; only the stochastic problems
-(:class:`NoisyQuadratic`, :class:`SparseLogistic`) draw from it, and with ``rng=None`` they return the exact
-(full-batch) gradient. Deterministic problems accept and ignore both, so one runner drives every problem::
+(:class:`NoisyQuadratic`, :class:`SparseLogistic`, :class:`ShortCorridor`) draw from it, and with ``rng=None``
+they return the exact (full-batch) gradient. Deterministic problems accept and ignore both, so one runner drives
+every problem::
 
     for t in range(steps):
         x = x - lr * problem.grad(x, t, rng)
@@ -29,10 +30,10 @@ They share the protocol of :class:`NetworkProblem` (``init_params(seed)``, ``los
 ``hvp``, ``sharpness``), which :func:`optimlab.experiments.run` and :func:`~optimlab.experiments.sweep` drive.
 
 The modules, one per family: ``quadratics`` (Ravine, NoisyQuadratic, MovingOptimum), ``functions2d``
-(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``, ``transformer``,
-``games`` (BilinearGame, GaussianMixtureGAN: two players, each a list of arrays and a loss of its own, with
-their own protocol, see :mod:`optimlab.problems.games`); shared pieces in ``_base``. Every name is importable
-from ``optimlab.problems`` itself.
+(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``policy`` (ShortCorridor,
+REINFORCE), ``networks``, ``transformer``, ``games`` (BilinearGame, GaussianMixtureGAN: two players, each a list
+of arrays and a loss of its own, with their own protocol, see :mod:`optimlab.problems.games`); shared pieces in
+``_base``. Every name is importable from ``optimlab.problems`` itself.
 
 Constructors check their arguments and raise ``ValueError`` naming the argument and the value.
 Computation follows the dtype of the points given (float32 stays float32); integer points become float64.
@@ -45,6 +46,7 @@ from .data import SparseLogistic
 from .functions2d import Beale, RNNCliff, Rosenbrock, Saddle
 from .games import BilinearGame, GaussianMixtureGAN
 from .networks import AddingGRU, DigitsCNN, DigitsMLP
+from .policy import ShortCorridor
 from .quadratics import MovingOptimum, NoisyQuadratic, Ravine
 from .transformer import TinyTransformer
 
@@ -58,6 +60,7 @@ __all__ = [
     "SparseLogistic",
     "MovingOptimum",
     "RNNCliff",
+    "ShortCorridor",
     "DigitsMLP",
     "DigitsCNN",
     "AddingGRU",
