@@ -68,6 +68,30 @@ def test_play_with_optimlab_sgd_is_the_written_out_dynamics(alternating, momentu
     assert game.metric([x], [y]) == pytest.approx(np.hypot(x, y))
 
 
+def test_bilinear_gradients_match_finite_differences_and_runs_stack():
+    game = BilinearGame()
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal(3), rng.standard_normal(3)
+    h = 1e-6
+    for _ in range(3):
+        u, v = rng.standard_normal(3), rng.standard_normal(3)
+        g_x = game.loss_and_grads_1([x], [y])[1][0]
+        numeric = (game.loss_and_grads_1([x + h * u], [y])[0] - game.loss_and_grads_1([x - h * u], [y])[0]) / (2 * h)
+        np.testing.assert_allclose(g_x * u, numeric, rtol=1e-6)
+        g_y = game.loss_and_grads_2([x], [y])[1][0]
+        numeric = (game.loss_and_grads_2([x], [y + h * v])[0] - game.loss_and_grads_2([x], [y - h * v])[0]) / (2 * h)
+        np.testing.assert_allclose(g_y * v, numeric, rtol=1e-6)
+    lrs, betas = np.array([0.1, 0.3]), np.array([-0.4, 0.2])
+    xs, ys = game.trajectory(30, lrs[:, None], betas, alternating=True, x0=x[:2, None, None], y0=y[:2, None, None])
+    assert xs.shape == (31, 2, 2, 2)
+    for i in range(2):
+        for j in range(2):
+            for k in range(2):
+                one = game.trajectory(30, lrs[j], betas[k], alternating=True, x0=x[i], y0=y[i])
+                np.testing.assert_array_equal(xs[:, i, j, k], one[0])
+                np.testing.assert_array_equal(ys[:, i, j, k], one[1])
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
