@@ -105,6 +105,9 @@ def test_bilinear_gradients_match_finite_differences_and_runs_stack():
         (lambda: BilinearGame().loss_and_grads_1([1.0, 2.0], [1.0]), "params_1 must be a list of one array"),
         (lambda: BilinearGame().metric([np.zeros(2)], [np.zeros(3)]), "params_1.0. and params_2.0. must have"),
         (lambda: play(BilinearGame(), None, None, [0.0], [0.0], 0), "steps must be >= 1, got 0"),
+        (lambda: play(BilinearGame(), None, None, [0.0], [0.0], 3), "opt_1 must be an optimizer"),
+        (lambda: play(BilinearGame(), optimlab.SGD([np.zeros(1)]), optimlab.SGD([np.zeros(1)]), [np.zeros(1)],
+                      [np.zeros(1)], 3, alternating=1), "alternating must be True or False, got 1"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_argument_and_value(make, message):
@@ -229,6 +232,8 @@ def test_gan_trains_with_alternating_adam_steps():
          "rng must be a numpy.random.Generator or None, got 3"),
         (lambda: small_gan().loss_and_grads_2(small_gan().init_params()[1], small_gan().init_params()[1]),
          r"params_1\[0\] must have shape \(2, 6\), got \(3, 6\)"),
+        (lambda: small_gan().generate(small_gan().init_params()[1], np.zeros((4, 2))),
+         r"noise must have shape \(n, 3\), got \(4, 2\)"),
         (lambda: small_gan().loss_and_grads_2(small_gan().init_params()[0], [1.0]),
          "params_2 must be a list of 6 arrays"),
         (lambda: small_gan().metric(small_gan().init_params()[0],

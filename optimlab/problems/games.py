@@ -39,6 +39,11 @@ def play(game, opt_1, opt_2, params_1, params_2, steps, *, alternating=True, rng
     first if it is player 1). Returns the two losses of every round, each of shape ``(steps, ...)``.
     """
     steps = _check_int("steps", steps, low=1)
+    for name, opt in (("opt_1", opt_1), ("opt_2", opt_2)):
+        if not callable(getattr(opt, "step", None)):
+            raise ValueError(f"{name} must be an optimizer (with a step method), got {opt!r}")
+    if not isinstance(alternating, (bool, np.bool_)):
+        raise ValueError(f"alternating must be True or False, got {alternating!r}")
     losses_1, losses_2 = [], []
     for _ in range(steps):
         loss_1, grads_1 = game.loss_and_grads_1(params_1, params_2, rng)
@@ -314,7 +319,11 @@ class GaussianMixtureGAN:
     def generate(self, params_2, noise=None):
         """Generated points for ``noise`` (default: the fixed evaluation noise), shape ``(..., n, 2)``."""
         G = self._check(params_2, self.shapes_2, "params_2")
-        return _mlp(G, self.eval_noise if noise is None else np.asarray(noise, dtype=self.dtype))[0]
+        if noise is not None:
+            noise = np.asarray(noise, dtype=self.dtype)
+            if noise.ndim != 2 or noise.shape[1] != self.noise_dim:
+                raise ValueError(f"noise must have shape (n, {self.noise_dim}), got {noise.shape}")
+        return _mlp(G, self.eval_noise if noise is None else noise)[0]
 
     def loss_and_grads_1(self, params_1, params_2, rng=None):
         """The discriminator's loss :math:`L_D` on a batch and its gradient with respect to ``params_1``."""

@@ -315,7 +315,12 @@ class TinyTransformer(NetworkProblem):
         """The logits at the output positions for input tokens ``X`` (n, 2 length), shape
         ``(..., n, length, vocab)``."""
         params = self._check_params(params)
-        return self._outputs(params, np.asarray(X), axis=-3)
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != 2 * self.length or not np.issubdtype(X.dtype, np.integer):
+            raise ValueError(f"X must be integer tokens of shape (n, {2 * self.length}), got {X.dtype} {X.shape}")
+        if X.size and (X.min() < 0 or X.max() > self.vocab):
+            raise ValueError(f"X must hold tokens 0..{self.vocab}, got values from {X.min()} to {X.max()}")
+        return self._outputs(params, X, axis=-3)
 
     def loss(self, params, batch=None, split="train"):
         """Mean cross-entropy of the sorted digits on a split (``"train"`` or ``"test"``), or on its rows
