@@ -42,8 +42,8 @@ class ShortCorridor(Problem):
     lies along (-1, 1): adding the same number to both preferences changes nothing, so the loss has a valley of
     minimizers along the diagonal, and ``x_star`` is the one with :math:`\theta_L = 0`. Episodes are cut at
     ``max_steps`` steps (the estimate is then slightly biased; at p = 0.05, 82 expected steps, a cut at 1000 has
-    probability about e⁻¹²). The default start, p ≈ 0.05, is the nearly-always-left policy of the book's figure
-    13.1, from which REINFORCE climbs in a few hundred episodes.
+    probability about e⁻¹²). The default start, p ≈ 0.05, is a policy that almost always goes left (82 expected
+    steps), from which REINFORCE with 4 episodes per step reaches the optimum in about 100 SGD steps at lr 2e-3.
 
     Parameters
     ----------
