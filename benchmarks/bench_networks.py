@@ -3,13 +3,17 @@ with the sharpness along training; reports figures, asserts nothing.
 
     python benchmarks/bench_networks.py
 
-1. ``loss_and_grads`` of DigitsMLP, DigitsCNN and AddingGRU on a minibatch of 32 rows, float64 and float32:
-   microseconds per example.
+1. ``loss_and_grads`` of DigitsMLP, DigitsCNN, AddingGRU and TinyTransformer (pre- and post-LN) on a minibatch
+   of 32 rows, float64 and float32: microseconds per example.
 2. 64 networks trained for 10 steps with 64 learning rates (AdamW, minibatches of 32), stacked on a leading
    run axis as ``experiments.sweep`` does it, against a loop over 64 networks: the same work, the same numbers.
    Target: the stacked runs at least 5x faster. Then one ``experiments.sweep`` end to end.
 3. What a chapter on the edge of stability runs: DigitsMLP, 300 steps of full-batch gradient descent with the
    sharpness (20 power iterations) every 10 steps. Target: every experiment a chapter runs within 10 s.
+4. What the chapters run on TinyTransformer (300 Adam steps, minibatches of 64, one network; four learning rates
+   stacked) and on the games: a round of GaussianMixtureGAN (a discriminator and a generator Adam step on 64
+   points), per point, 64 stacked games against a loop over 64, 1,500 rounds; 10,000 bilinear games × 300 steps;
+   REINFORCE on ShortCorridor, 300 steps of 4 episodes, one run and 64 stacked.
 """
 
 from __future__ import annotations
@@ -18,13 +22,24 @@ import time
 
 import numpy as np
 
-from optimlab import AdamW, experiments
-from optimlab.problems import AddingGRU, DigitsCNN, DigitsMLP
+from optimlab import Adam, AdamW, experiments
+from optimlab.problems import (
+    AddingGRU,
+    BilinearGame,
+    DigitsCNN,
+    DigitsMLP,
+    GaussianMixtureGAN,
+    ShortCorridor,
+    TinyTransformer,
+)
+from optimlab.problems.games import play
 
 NETWORKS = {
     "DigitsMLP(hidden=(32,))": lambda dtype: DigitsMLP(hidden=(32,), dtype=dtype),
     "DigitsCNN(channels=(8, 16))": lambda dtype: DigitsCNN(channels=(8, 16), dtype=dtype),
     "AddingGRU(T=30, hidden=16)": lambda dtype: AddingGRU(T=30, hidden=16, dtype=dtype),
+    "TinyTransformer(norm='pre')": lambda dtype: TinyTransformer(norm="pre", dtype=dtype),
+    "TinyTransformer(norm='post')": lambda dtype: TinyTransformer(norm="post", dtype=dtype),
 }
 BATCH, RUNS = 32, 64
 
@@ -94,8 +109,51 @@ def sharpness_run():
           f"(target ≤ 10 s: {'met' if tracked <= 10 else 'not met'}); one estimate: {one * 1e3:.0f} ms")
 
 
+def chapter_runs():
+    print("\n4. What the chapters run on the transformer and the games")
+    for norm in ("pre", "post"):
+        model = TinyTransformer(norm=norm)
+        one = best_of(lambda m=model: experiments.run(m, "Adam", steps=300, lr=3e-3, batch_size=64), repeat=2)
+        four = best_of(lambda m=model: experiments.sweep(m, "Adam", steps=300, lr=[1e-3, 3e-3, 1e-2, 3e-2],
+                                                         batch_size=64), repeat=2)
+        print(f"   TinyTransformer(norm={norm!r}), 300 Adam steps on 64 sequences: one run {one:.2f} s, four learning "
+              f"rates stacked {four:.2f} s (target ≤ 10 s: {'met' if max(one, four) <= 10 else 'not met'})")
+    gan = GaussianMixtureGAN()
+
+    def rounds(runs, steps):
+        starts = [gan.init_params(s) for s in range(max(runs, 1))]
+        if runs:
+            D = [np.stack(a) for a in zip(*(s[0] for s in starts))]
+            G = [np.stack(a) for a in zip(*(s[1] for s in starts))]
+        else:
+            D, G = starts[0]
+        play(gan, Adam(D, lr=1e-3, betas=(0.5, 0.999)), Adam(G, lr=1e-3, betas=(0.5, 0.999)), D, G, steps,
+             rng=np.random.default_rng(0))
+
+    one_round = best_of(lambda: rounds(0, 20), repeat=3) / 20
+    print(f"   GaussianMixtureGAN(), one round (both players' loss_and_grads and Adam steps, 64 points): "
+          f"{one_round * 1e3:.2f} ms, {one_round / gan.batch_size * 1e6:.1f} µs per point")
+    together = best_of(lambda: rounds(RUNS, 20), repeat=3)
+    one_by_one = best_of(lambda: [rounds(0, 20) for _ in range(RUNS)], repeat=2)
+    print(f"   {RUNS} games x 20 rounds: stacked {together:.3f} s, loop {one_by_one:.3f} s: "
+          f"{one_by_one / together:.1f}x (target ≥ 5x: {'met' if one_by_one >= 5 * together else 'not met'})")
+    long = best_of(lambda: rounds(4, 1500), repeat=1)
+    print(f"   four games stacked x 1,500 rounds (a chapter's β₁ comparison): {long:.1f} s "
+          f"(target ≤ 10 s: {'met' if long <= 10 else 'not met'})")
+    game = BilinearGame()
+    spiral = best_of(lambda: game.trajectory(300, lr=0.2, momentum=np.linspace(-0.9, 0.9, 10_000),
+                                             alternating=True), repeat=3)
+    print(f"   BilinearGame.trajectory, 10,000 momenta x 300 steps: {spiral * 1e3:.0f} ms")
+    corridor = ShortCorridor(episodes=4)
+    one = best_of(lambda: experiments.run(corridor, "SGD", steps=300, lr=2e-3), repeat=3)
+    many = best_of(lambda: experiments.sweep(corridor, "SGD", steps=300, lr=np.geomspace(1e-4, 1e-2, RUNS)), repeat=3)
+    print(f"   ShortCorridor(episodes=4), 300 REINFORCE steps: one run {one:.2f} s, {RUNS} learning rates "
+          f"stacked {many:.2f} s")
+
+
 if __name__ == "__main__":
     print(f"numpy {np.__version__}\n")
     per_example()
     sweep_against_loop()
     sharpness_run()
+    chapter_runs()

@@ -1,13 +1,13 @@
-"""Tests of the network problems (DigitsMLP, DigitsCNN, AddingGRU) through their shared protocol: gradients
-against finite differences, stacked runs against runs one by one, seeds, dtypes, the sharpness, and argument
-checking; and of experiments.sweep on a network."""
+"""Tests of the network problems (DigitsMLP, DigitsCNN, AddingGRU, TinyTransformer) through their shared
+protocol: gradients against finite differences, stacked runs against runs one by one, seeds, dtypes, the
+sharpness, and argument checking; and of experiments.sweep on a network."""
 
 import numpy as np
 import pytest
 
 import optimlab
 from optimlab import experiments as ex
-from optimlab.problems import AddingGRU, DigitsCNN, DigitsMLP
+from optimlab.problems import AddingGRU, DigitsCNN, DigitsMLP, TinyTransformer
 
 NETWORKS = {
     "mlp": lambda dtype=np.float64: DigitsMLP(hidden=(8, 6), dtype=dtype),
@@ -15,6 +15,10 @@ NETWORKS = {
     "cnn": lambda dtype=np.float64: DigitsCNN(channels=(4, 6), dtype=dtype),
     "cnn_one_block": lambda dtype=np.float64: DigitsCNN(channels=(3,), dtype=dtype),
     "gru": lambda dtype=np.float64: AddingGRU(T=12, hidden=5, n_train=200, n_test=50, dtype=dtype),
+    "transformer_pre": lambda dtype=np.float64: TinyTransformer(norm="pre", blocks=2, d_model=8, heads=2, d_ff=12,
+                                                                n_train=200, n_test=50, dtype=dtype),
+    "transformer_post": lambda dtype=np.float64: TinyTransformer(norm="post", blocks=2, d_model=6, heads=3, d_ff=10,
+                                                                 n_train=200, n_test=50, dtype=dtype),
 }
 BATCH = np.arange(3, 120, 4)  # 30 rows
 
@@ -71,7 +75,7 @@ def test_stacked_runs_equal_runs_one_by_one(network):
     np.testing.assert_allclose(network.loss(grid, BATCH), np.stack([losses, losses]), rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["cnn", "gru"])
+@pytest.mark.parametrize("name", ["cnn", "gru", "transformer_post"])
 def test_blocks_of_runs_equal_the_runs_together(name):
     model = NETWORKS[name]()
     stacked = [np.stack(a) for a in zip(*(model.init_params(s) for s in range(5)))]

@@ -10,8 +10,9 @@
 A point is an array of shape ``(..., dim)``: a sweep of B runs is a ``(B, dim)`` array evaluated in one call, and
 a grid of points for a contour plot is a ``(ny, nx, 2)`` array. ``t`` is the step index; only the non-stationary
 :class:`MovingOptimum` reads it. ``rng`` is a :class:`numpy.random.Generator`; only the stochastic problems
-(:class:`NoisyQuadratic`, :class:`SparseLogistic`) draw from it, and with ``rng=None`` they return the exact
-(full-batch) gradient. Deterministic problems accept and ignore both, so one runner drives every problem::
+(:class:`NoisyQuadratic`, :class:`SparseLogistic`, :class:`ShortCorridor`) draw from it, and with ``rng=None``
+they return the exact (full-batch) gradient. Deterministic problems accept and ignore both, so one runner drives
+every problem::
 
     for t in range(steps):
         x = x - lr * problem.grad(x, t, rng)
@@ -21,14 +22,17 @@ is cheap, ``hessian(x)`` with shape ``(..., dim, dim)``. The arrays ``x0``, ``x_
 read-only, so an in-place update of a start point fails loudly instead of changing the problem: start from
 ``problem.x0.copy()``.
 
-:class:`DigitsMLP`, :class:`DigitsCNN` and :class:`AddingGRU` are the exception: small networks whose
-parameters are a *list* of arrays, as the per-layer chapters need, with leading run dimensions on every array.
+:class:`DigitsMLP`, :class:`DigitsCNN`, :class:`AddingGRU` and :class:`TinyTransformer` are the exception: small
+networks whose parameters are a *list* of arrays, as the per-layer chapters need, with leading run dimensions on
+every array.
 They share the protocol of :class:`NetworkProblem` (``init_params(seed)``, ``loss(params, batch=None)``,
 ``loss_and_grads(params, batch=None)``, ``metric(params, split="test")``, ``minibatches(batch_size, rng)``,
 ``hvp``, ``sharpness``), which :func:`optimlab.experiments.run` and :func:`~optimlab.experiments.sweep` drive.
 
 The modules, one per family: ``quadratics`` (Ravine, NoisyQuadratic, MovingOptimum), ``functions2d``
-(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``networks``; shared pieces in
+(Rosenbrock, Beale, Saddle, RNNCliff), ``data`` (SparseLogistic, the digits), ``policy`` (ShortCorridor,
+REINFORCE), ``networks``, ``transformer``, ``games`` (BilinearGame, GaussianMixtureGAN: two players, each a list
+of arrays and a loss of its own, with their own protocol, see :mod:`optimlab.problems.games`); shared pieces in
 ``_base``. Every name is importable from ``optimlab.problems`` itself.
 
 Constructors check their arguments and raise ``ValueError`` naming the argument and the value.
@@ -40,8 +44,11 @@ from __future__ import annotations
 from ._base import NetworkProblem, Problem
 from .data import SparseLogistic
 from .functions2d import Beale, RNNCliff, Rosenbrock, Saddle
+from .games import BilinearGame, GaussianMixtureGAN
 from .networks import AddingGRU, DigitsCNN, DigitsMLP
+from .policy import ShortCorridor
 from .quadratics import MovingOptimum, NoisyQuadratic, Ravine
+from .transformer import TinyTransformer
 
 __all__ = [
     "Problem",
@@ -53,8 +60,12 @@ __all__ = [
     "SparseLogistic",
     "MovingOptimum",
     "RNNCliff",
+    "ShortCorridor",
     "DigitsMLP",
     "DigitsCNN",
     "AddingGRU",
+    "TinyTransformer",
+    "BilinearGame",
+    "GaussianMixtureGAN",
     "NetworkProblem",
 ]

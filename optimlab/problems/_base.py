@@ -243,6 +243,17 @@ class NetworkProblem:
 
     # -- data --------------------------------------------------------------------------------------------------
 
+    def _rows(self, batch, split="train"):
+        """Inputs and targets of a split (``X_train``, ``y_train`` or ``X_test``, ``y_test``), or its rows
+        ``batch``."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        X, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
+        if batch is None:
+            return X, y
+        batch = np.asarray(batch)
+        return X[batch], y[batch]
+
     def minibatches(self, batch_size, rng, drop_last=False):
         """One epoch of training-row index arrays, shuffled with ``rng`` (like a shuffling DataLoader)."""
         batch_size = _check_int("batch_size", batch_size, low=1)

@@ -556,18 +556,6 @@ class AddingGRU(NetworkProblem):
 
     init_params.__doc__ = NetworkProblem.init_params.__doc__
 
-    def _rows(self, batch, split="train"):
-        if split == "train":
-            X, y = self.X_train, self.y_train
-        elif split == "test":
-            X, y = self.X_test, self.y_test
-        else:
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if batch is None:
-            return X, y
-        batch = np.asarray(batch)
-        return X[batch], y[batch]
-
     def _forward(self, params, X):
         """Predictions, and the gates and states of every step for the backward pass."""
         W_x, W_h, b_x, b_h, w, c = params
