@@ -274,6 +274,10 @@ def _is_array_hyper(value) -> bool:
 # Units of work
 
 
+# "no gradients to check" for _revalidate, so that a caller's grads=None is checked (and refused) like any other
+_NO_GRADS = object()
+
+
 class _Unit:
     """Parameters updated together: one flat span of a group, or a single parameter."""
 
@@ -468,7 +472,7 @@ class Optimizer:
     def _check_group(self, group, prefix):
         """Hook: checks that involve several hyperparameters (e.g. nesterov needs momentum)."""
 
-    def _revalidate(self, grads=None, name="grads", hyper=True):
+    def _revalidate(self, grads=_NO_GRADS, name="grads", hyper=True):
         """Check what was changed by hand since the last step, and ``grads`` against the parameters; then
         record it. Nothing changes unless everything is valid.
 
@@ -501,7 +505,7 @@ class Optimizer:
         if not hyper and not relink:
             return
         if not recheck and not relink:
-            if grads is not None:
+            if grads is not _NO_GRADS:
                 # the common case inline (a list of arrays of the parameters' shapes and dtypes); else the
                 # full check, which names what is wrong
                 params = self._all_params
@@ -523,7 +527,7 @@ class Optimizer:
         for gi in recheck:
             params = lists[gi] if relink else groups[gi]["params"]
             self._check_hyper(groups[gi], where=f"param_groups[{gi}]", params=params)
-        if grads is not None:
+        if grads is not _NO_GRADS:
             self._check_grads(grads, name, [p for ps in lists for p in ps] if relink else self._all_params)
         # Everything checked: now change.
         if relink:
