@@ -4,7 +4,8 @@ JupyterLab is started from the environment that runs the tests (it holds the rea
 jupyterlab-myst renders the markdown) on 127.0.0.1 with a token, and Debian's Chromium (the browser fixture of
 tests/test_book.py) opens a chapter. The rendered markdown must show no MyST source, every exercise's title,
 no solution until the reader opens it, and no reference key that the chapter itself defines. After Run All
-(the kernel of that same environment) a kernel-free slider must change its picture when moved.
+(the kernel of that same environment) a kernel-free slider must change its picture when moved, and where the
+chapter has a playground, its script must run and redraw when a slider moves.
 
 ``LAB_NOTEBOOKS`` lists the notebooks opened, as paths relative to the repository; ``OPTIMLAB_LAB_NOTEBOOKS``
 (comma-separated) overrides it, e.g. to open an edition of the chapters. Exercise titles and solution texts are
@@ -221,6 +222,28 @@ def _shot(page, name: str) -> None:
         page.screenshot(path=str(Path(SCREENSHOTS) / f"jupyterlab-{name}.png"))
 
 
+PLAYGROUND_CANVAS = "() => [...document.querySelectorAll('.jp-Notebook .olp canvas')].map(c => c.toDataURL())"
+
+
+def _playground_is_live(page, name: str) -> None:
+    """After Run All, the chapter's playground runs its script in JupyterLab: live, and a slider redraws it."""
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-Notebook .olp')]"
+                           ".some(e => e.optimlabPlayground)", timeout=30_000)
+    playground = page.locator(".jp-Notebook .olp").first
+    playground.scroll_into_view_if_needed()
+    assert playground.locator(".olp-live").first.is_visible(), "the playground's live controls are not shown"
+    before = page.evaluate(PLAYGROUND_CANVAS)
+    slider = playground.locator(".olp-slot input[type=range]").first
+    value = slider.input_value()
+    box = slider.bounding_box()
+    # A click on the track, as a reader would (JupyterLab keeps the keyboard focus on the notebook).
+    slider.click(position={"x": box["width"] * 0.2, "y": box["height"] / 2})
+    page.wait_for_timeout(200)
+    assert slider.input_value() != value, "clicking the playground's slider did not move it"
+    _shot(page, f"{name}-playground")
+    assert page.evaluate(PLAYGROUND_CANVAS) != before, "moving a playground slider in JupyterLab did not redraw"
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("rel", NOTEBOOKS)
 def test_chapter_reads_and_runs_in_jupyterlab(browser, jupyterlab, rel):
@@ -298,6 +321,8 @@ def test_chapter_reads_and_runs_in_jupyterlab(browser, jupyterlab, rel):
         after = _pictures_after_drag(page, slider, before)
         _shot(page, f"{name}-slider-after")
         assert after != before, "moving the slider after Run All did not change its picture"
+        if any("widgets.playground(" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"):
+            _playground_is_live(page, name)
     finally:
         page.close()
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, f"{rel} was modified by the test"
