@@ -30,6 +30,7 @@ The checks, by chapter:
 10. :func:`paired_difference`, :func:`lr_tolerance_width` (optimizers in practice)
 11. :func:`lion_step`, :func:`sophia_step` (Lion and Sophia)
 12. :func:`newton_schulz`, :func:`muon_update` (Muon, Shampoo and SOAP)
+13. :func:`schedule_free_step`, :func:`average_weights` (Schedule-Free, Prodigy and weight averaging)
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "paired_difference", "lr_tolerance_width",
     "lion_step", "sophia_step",
     "newton_schulz", "muon_update",
+    "schedule_free_step", "average_weights",
 ]
 
 # Tolerances: a correct answer written another way passes; a near-miss separated by the cases does not.
@@ -1711,3 +1713,144 @@ def muon_update():
                  ("theta", "buf"), cases, _muon_ref, mistakes, step=(0, 0),
                  covers="the first step, later steps, zero gradients, float32, square, wide and tall matrices, "
                         "Nesterov on and off, both shape adjustments, the defaults")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Chapter 13: Schedule-Free, Prodigy and weight averaging
+
+
+def _sf_ref(y, z, x, grad, t, lr, beta=0.9):
+    """Schedule-Free SGD's step from its three definitions, in float64, with c = 1/t. optimlab.SGDScheduleFree
+    takes the same steps (tests/test_check.py) through the closed form of
+    :func:`optimlab.schedule_free.average_step`, valid only when the y given is βx + (1 − β)z; written from the
+    definitions, the reference tells an answer that ignores β."""
+    y, z, x, g = (np.asarray(a, dtype=np.float64) for a in (y, z, x, grad))
+    c = 1.0 / t
+    z = z - lr * g
+    x = (1 - c) * x + c * z
+    return beta * x + (1 - beta) * z, z, x
+
+
+def _sf_variant(c_shift=0, swap_beta=False, old_z=False, old_x=False):
+    def step(y, z, x, grad, t, lr, beta=0.9):
+        y, z, x, g = (np.asarray(a, dtype=np.float64) for a in (y, z, x, grad))
+        c = 1.0 / (t + c_shift)
+        z_new = z - lr * g
+        x_new = (1 - c) * x + c * (z if old_z else z_new)
+        b = 1 - beta if swap_beta else beta
+        return b * (x if old_x else x_new) + (1 - b) * z_new, z_new, x_new
+    return step
+
+
+@_check
+def schedule_free_step():
+    """Check ``fn(y, z, x, grad, t, lr, beta=0.9) -> (y, z, x)``: one step of Schedule-Free SGD as
+    optimlab.SGDScheduleFree and the ``schedulefree`` package take it with no warm-up and no weight decay, pure:
+
+    z ← z − η g (g is the gradient at y), x ← (1 − c)x + c z with c = 1/t, y ← βx + (1 − β)z, all with the new
+    z and x. t counts steps from 1; on the first step y = z = x (the start), so x becomes the new z.
+    With a constant η the package's weights w_t = η² give c = w_t/Σw = 1/t.
+    """
+    rng = _rng(22)
+    cases = []
+
+    def add(what, shape, t, lr, kwargs, dtype=np.float64, zero=False, first=False):
+        beta = kwargs.get("beta", 0.9)
+        if t == 1:
+            z = x = _normal(rng, shape, dtype=dtype)
+        else:
+            z, x = _normal(rng, shape, dtype=dtype), _normal(rng, shape, 0.5, dtype)
+        y = (beta * x.astype(np.float64) + (1 - beta) * z.astype(np.float64)).astype(dtype)
+        g = np.zeros(shape, dtype) if zero else _normal(rng, shape, dtype=dtype)
+        label = _where(shape, dtype, what + (f" (t = {t})" if t > 1 else ""))
+        cases.append(_Case(label, y, z.copy(), x.copy(), g, t, lr, first=first, **kwargs))
+
+    add("the first step (t = 1), y = z = x", (5,), 1, 0.1, {}, first=True)
+    add("the first step (t = 1), y = z = x", (3, 4), 1, 0.5, {"beta": 0.5}, dtype=np.float32, first=True)
+    add("zero gradients on the first step", (5,), 1, 0.1, {}, zero=True, first=True)
+    add("zero gradients on a later step", (3, 4), 4, 0.1, {}, zero=True)
+    add("a later step", (5,), 2, 0.2, {})
+    add("a later step, β = 0.5, η = 1", (3, 4), 7, 1.0, {"beta": 0.5})
+    add("β = 0.98, η = 0.05", (5,), 30, 0.05, {"beta": 0.98})
+    add("a later step", (3, 4), 5, 0.3, {"beta": 0.7}, dtype=np.float32)
+    add("the default β = 0.9, a later step", (5,), 3, 0.5, {})
+    mistakes = [
+        _Mistake("The averaging weight seems to be c = 1/(t + 1): with t counting from 1, the first step has c = 1 "
+                 "(x becomes the new z) and step t has c = 1/t, so that x is the plain average of z₁, ..., z_t.",
+                 _sf_variant(c_shift=1)),
+        _Mistake("β seems to weight z instead of x: y = βx + (1 − β)z, so that β → 1 takes gradients at the "
+                 "average x and β → 0 at the base iterate z.", _sf_variant(swap_beta=True)),
+        _Mistake("x seems to be averaged with the old z; take the gradient step first, z ← z − ηg, then average "
+                 "the new z into x.", _sf_variant(old_z=True)),
+        _Mistake("y seems to be built from the old x; update x first, then y = βx + (1 − β)z with the new x and z.",
+                 _sf_variant(old_x=True), on=(0,)),
+    ]
+    return _Spec("schedule_free_step", "fn(y, z, x, grad, t, lr, beta=0.9) -> (y, z, x)", ("y", "z", "x"), cases,
+                 _sf_ref, mistakes, step=(0, 0),
+                 covers="the first step t = 1, later steps, zero gradients, float32, shapes (5,) and (3, 4), "
+                        "β from 0.5 to 0.98, the default β")
+
+
+def _average_ref(avg, params, n_averaged, decay=None):
+    params = [np.asarray(p, dtype=np.float64) for p in params]
+    if n_averaged == 0:
+        return [p.copy() for p in params]
+    weight = 1.0 / (n_averaged + 1) if decay is None else 1.0 - decay
+    return [a + weight * (p - a) for a, p in zip((np.asarray(a, dtype=np.float64) for a in avg), params)]
+
+
+def _average_variant(divide_by_n=False, swapped=False, no_copy=False):
+    def update(avg, params, n_averaged, decay=None):
+        avg = [np.asarray(a, dtype=np.float64) for a in avg]
+        params = [np.asarray(p, dtype=np.float64) for p in params]
+        if n_averaged == 0 and not no_copy:
+            return [p.copy() for p in params]
+        if decay is None:
+            weight = 1.0 / max(n_averaged if divide_by_n else n_averaged + 1, 1)
+        else:
+            weight = decay if swapped else 1.0 - decay
+        return [a + weight * (p - a) for a, p in zip(avg, params)]
+    return update
+
+
+@_check
+def average_weights():
+    """Check ``fn(avg, params, n_averaged, decay=None) -> avg``: one update of an averaged copy of the weights,
+    as torch.optim.swa_utils.AveragedModel.update_parameters does it, pure. ``avg`` and ``params`` are lists of
+    arrays (the averaged model's and the trained model's), ``n_averaged`` the number of models averaged so far:
+
+    the first update (n_averaged = 0) copies ``params``; later ones move each array towards the parameters,
+    avg ← avg + w(θ − avg), with w = 1/(n_averaged + 1) for SWA's running mean (``decay`` None) or w = 1 − decay
+    for an exponential moving average (EMA: avg ← decay·avg + (1 − decay)·θ).
+    """
+    rng = _rng(23)
+    cases = []
+
+    def add(what, n, kwargs, dtype=np.float64):
+        avg = [_normal(rng, shape, dtype=dtype) for shape in SHAPES]
+        params = [_normal(rng, shape, dtype=dtype) for shape in SHAPES]
+        if n == 0:
+            avg = [np.zeros_like(a) for a in avg]
+        label = f"{what}, n_averaged = {n}, arrays of shapes (5,) and (3, 4), {np.dtype(dtype).name}"
+        cases.append(_Case(label, avg, params, n, **kwargs))
+
+    add("SWA, the first update", 0, {})
+    add("SWA, the second update", 1, {})
+    add("SWA, a later update", 9, {})
+    add("EMA with decay 0.9, the first update", 0, {"decay": 0.9})
+    add("EMA with decay 0.9, a later update", 3, {"decay": 0.9})
+    add("EMA with decay 0.5, a later update", 12, {"decay": 0.5})
+    add("EMA with decay 0.999, a later update", 100, {"decay": 0.999}, dtype=np.float32)
+    add("SWA, a later update", 4, {}, dtype=np.float32)
+    mistakes = [
+        _Mistake("The running mean seems to divide by n_averaged instead of n_averaged + 1: after n models the "
+                 "mean of n + 1 is avg + (θ − avg)/(n + 1).", _average_variant(divide_by_n=True)),
+        _Mistake("decay and 1 − decay seem to be swapped: an EMA keeps most of the average, "
+                 "avg ← decay·avg + (1 − decay)·θ.", _average_variant(swapped=True)),
+        _Mistake("The first update seems not to copy the parameters: with n_averaged = 0 the average is empty "
+                 "(whatever avg holds), and torch's AveragedModel starts it as a copy of θ.",
+                 _average_variant(no_copy=True)),
+    ]
+    return _Spec("average_weights", "fn(avg, params, n_averaged, decay=None) -> avg", ("avg",), cases, _average_ref,
+                 mistakes, covers="SWA's running mean and EMAs, the first update, later updates, float32, "
+                                  "two arrays of shapes (5,) and (3, 4)")

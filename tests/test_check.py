@@ -174,6 +174,19 @@ def muon_update(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_
     return theta - lr * weight_decay * theta - adjusted * newton_schulz(u), buf
 
 
+def schedule_free_step(y, z, x, grad, t, lr, beta=0.9):
+    z = z - lr * grad
+    x = x + (z - x) / t
+    return beta * x + (1 - beta) * z, z, x
+
+
+def average_weights(avg, params, n_averaged, decay=None):
+    if n_averaged == 0:
+        return [np.copy(p) for p in params]
+    keep = n_averaged / (n_averaged + 1) if decay is None else decay
+    return [keep * a + (1 - keep) * p for a, p in zip(avg, params)]
+
+
 ANSWERS = {name: globals()[name] for name in check.__all__}
 
 
@@ -413,6 +426,25 @@ MISTAKES = [
     ("muon_update", _muon_decay_adjusted, "adjusted learning rate"),
     ("muon_update", lambda th, g, b, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None:
         muon_update(th, g, b, lr, momentum, nesterov, weight_decay, "original"), "ignore its argument adjust_lr_fn"),
+    ("schedule_free_step", lambda y, z, x, g, t, lr, beta=0.9: schedule_free_step(y, z, x, g, t + 1, lr, beta),
+     "c = 1/(t + 1)"),
+    ("schedule_free_step", lambda y, z, x, g, t, lr, beta=0.9: schedule_free_step(y, z, x, g, t, lr, 1 - beta),
+     "β seems to weight z instead of x"),
+    ("schedule_free_step", lambda y, z, x, g, t, lr, beta=0.9:
+        (lambda z2, x2: (beta * x2 + (1 - beta) * z2, z2, x2))(z - lr * g, x + (z - x) / t), "old z"),
+    ("schedule_free_step", lambda y, z, x, g, t, lr, beta=0.9:
+        (lambda z2: (beta * x + (1 - beta) * z2, z2, x + (z2 - x) / t))(z - lr * g), "old x"),
+    ("schedule_free_step", lambda y, z, x, g, t, lr, beta=0.9: schedule_free_step(y, z, x, g, t, lr),
+     "ignore its argument beta"),
+    ("average_weights", lambda a, p, n, decay=None: [q.copy() for q in p] if n == 0 else
+        [ai + (q - ai) * ((1 / n) if decay is None else 1 - decay) for ai, q in zip(a, p)],
+     "instead of n_averaged + 1"),
+    ("average_weights", lambda a, p, n, decay=None: average_weights(a, p, n, None if decay is None else 1 - decay),
+     "seem to be swapped"),
+    ("average_weights", lambda a, p, n, decay=None:
+        [ai + (q - ai) * (1 / (n + 1) if decay is None else 1 - decay) for ai, q in zip(a, p)],
+     "first update seems not to copy"),
+    ("average_weights", lambda a, p, n, decay=None: average_weights(a, p, n), "ignore its argument decay"),
 ]
 
 
@@ -429,7 +461,7 @@ def test_an_answer_written_independently_passes(capsys, name):
 
 def test_every_check_has_an_answer_here_and_two_per_chapter():
     assert set(ANSWERS) == set(check.__all__)
-    assert len(check.__all__) == 25
+    assert len(check.__all__) == 27
     for name in check.__all__:
         assert f":func:`{name}`" in check.__doc__
 
@@ -605,3 +637,27 @@ def test_newton_schulz_with_the_gram_matrix_on_the_wrong_side_crashes_with_a_hin
 
     ok, out = verdict(capsys, "newton_schulz", wrong_side)
     assert not ok and "crashed" in out and "XᵀX on the wrong side" in out, out
+
+
+def test_the_schedule_free_reference_is_optimlab_sgd_schedule_free():
+    """The check's reference, and the answer above, take the steps optimlab.SGDScheduleFree takes: y is the
+    parameter in train mode, z its state, x the parameter in eval mode."""
+    from optimlab import SGDScheduleFree
+
+    reference = check._SPECS["schedule_free_step"]().reference
+    rng = np.random.default_rng(5)
+    for lr, beta, shape in ((0.3, 0.9, (5,)), (1.0, 0.5, (3, 4)), (0.05, 0.98, (7,))):
+        theta = rng.standard_normal(shape)
+        mine = ours = (theta.copy(), theta.copy(), theta.copy())
+        opt = SGDScheduleFree([theta], lr=lr, momentum=beta).train()
+        for t in range(1, 13):
+            g = rng.standard_normal(shape)
+            opt.step([g])
+            mine, ours = schedule_free_step(*mine, g, t, lr, beta), reference(*ours, g, t, lr, beta)
+            for y, z, x in (mine, ours):
+                np.testing.assert_allclose(y, theta, rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(z, opt.state[0]["z"], rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(x, (theta - (1 - beta) * opt.state[0]["z"]) / beta, rtol=1e-10,
+                                           atol=1e-12)
+        opt.eval()
+        np.testing.assert_allclose(mine[2], theta, rtol=1e-10, atol=1e-12)
