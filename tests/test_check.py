@@ -174,6 +174,19 @@ def muon_update(theta, grad, buf, lr=1e-3, momentum=0.95, nesterov=True, weight_
     return theta - lr * weight_decay * theta - adjusted * newton_schulz(u), buf
 
 
+def scaled_lr(lr, batch, base_batch, rule="linear", critical_batch=None):
+    if critical_batch is not None:
+        batch, base_batch = min(batch, critical_batch), min(base_batch, critical_batch)
+    return lr * {"linear": batch / base_batch, "sqrt": math.sqrt(batch / base_batch)}[rule]
+
+
+def noise_scale(per_example_grads):
+    g = np.asarray(per_example_grads, dtype=float).reshape(len(per_example_grads), -1)
+    trace = g.var(axis=0, ddof=1).sum()
+    mean = g.mean(axis=0)
+    return trace / (mean @ mean - trace / len(g))
+
+
 ANSWERS = {name: globals()[name] for name in check.__all__}
 
 
@@ -413,6 +426,20 @@ MISTAKES = [
     ("muon_update", _muon_decay_adjusted, "adjusted learning rate"),
     ("muon_update", lambda th, g, b, lr=1e-3, momentum=0.95, nesterov=True, weight_decay=0.1, adjust_lr_fn=None:
         muon_update(th, g, b, lr, momentum, nesterov, weight_decay, "original"), "ignore its argument adjust_lr_fn"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None:
+        scaled_lr(lr, B0, B, rule, critical_batch), "upside down"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None:
+        scaled_lr(lr, B, B0, "linear", critical_batch), "rule='sqrt' seems to scale linearly"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None:
+        lr * (min(B, critical_batch or B) / B0) ** (1 if rule == "linear" else 0.5), "cap the base batch too"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None: scaled_lr(lr, B, B0, rule),
+     "ignore its argument critical_batch"),
+    ("noise_scale", lambda g: (lambda g: g.var(axis=0).sum() / (g.mean(0) @ g.mean(0) - g.var(axis=0).sum() / len(g)))(
+        np.reshape(g, (len(g), -1))), "ddof=0"),
+    ("noise_scale", lambda g: (lambda g: g.var(axis=0, ddof=1).sum() / (g.mean(0) @ g.mean(0)))(
+        np.reshape(g, (len(g), -1))), "‖ḡ‖² − tr Σ/n"),
+    ("noise_scale", lambda g: noise_scale(g) / len(g), "noise of the *mean* gradient"),
+    ("noise_scale", lambda g: 1 / noise_scale(g), "upside down"),
 ]
 
 
@@ -429,7 +456,7 @@ def test_an_answer_written_independently_passes(capsys, name):
 
 def test_every_check_has_an_answer_here_and_two_per_chapter():
     assert set(ANSWERS) == set(check.__all__)
-    assert len(check.__all__) == 25
+    assert len(check.__all__) == 27
     for name in check.__all__:
         assert f":func:`{name}`" in check.__doc__
 
@@ -445,7 +472,7 @@ def test_a_typical_mistake_fails_and_is_named(capsys, name, answer, words):
 def test_at_least_three_mistakes_per_check():
     counts = {name: sum(n == name for n, _, _ in MISTAKES) for name in check.__all__}
     assert min(counts.values()) >= 2, counts
-    assert sum(c >= 3 for c in counts.values()) >= 22, counts
+    assert sum(c >= 3 for c in counts.values()) >= 24, counts
 
 
 @pytest.mark.parametrize("name", check.__all__)
