@@ -31,6 +31,7 @@ The checks, by chapter:
 11. :func:`lion_step`, :func:`sophia_step` (Lion and Sophia)
 12. :func:`newton_schulz`, :func:`muon_update` (Muon, Shampoo and SOAP)
 13. :func:`schedule_free_step`, :func:`average_weights` (Schedule-Free, Prodigy and weight averaging)
+14. :func:`scaled_lr`, :func:`noise_scale` (how hyperparameters scale)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ __all__ = [
     "lion_step", "sophia_step",
     "newton_schulz", "muon_update",
     "schedule_free_step", "average_weights",
+    "scaled_lr", "noise_scale",
 ]
 
 # Tolerances: a correct answer written another way passes; a near-miss separated by the cases does not.
@@ -1854,3 +1856,117 @@ def average_weights():
     return _Spec("average_weights", "fn(avg, params, n_averaged, decay=None) -> avg", ("avg",), cases, _average_ref,
                  mistakes, covers="SWA's running mean and EMAs, the first update, later updates, float32, "
                                   "two arrays of shapes (5,) and (3, 4)")
+# Chapter 14: how hyperparameters scale
+
+
+def _scaled_lr_ref(lr, batch, base_batch, rule="linear", critical_batch=None):
+    batch, base_batch = float(batch), float(base_batch)
+    if critical_batch is not None:
+        batch, base_batch = min(batch, critical_batch), min(base_batch, critical_batch)
+    ratio = batch / base_batch
+    return float(lr * (ratio if rule == "linear" else math.sqrt(ratio)))
+
+
+def _scaled_lr_variant(inverted=False, always=None, cap_base=True):
+    def scaled(lr, batch, base_batch, rule="linear", critical_batch=None):
+        if critical_batch is not None:
+            batch = min(batch, critical_batch)
+            base_batch = min(base_batch, critical_batch) if cap_base else base_batch
+        ratio = base_batch / batch if inverted else batch / base_batch
+        return float(lr * (ratio if (always or rule) == "linear" else math.sqrt(ratio)))
+    return scaled
+
+
+@_check
+def scaled_lr():
+    """Check ``fn(lr, batch, base_batch, rule="linear", critical_batch=None) -> lr``: the learning rate for a new
+    batch size, from one tuned at ``base_batch``.
+
+    ``rule="linear"`` multiplies ``lr`` by B/B₀ (SGD, Goyal et al. 2017), ``rule="sqrt"`` by √(B/B₀) (Adam,
+    Malladi et al. 2022). Beyond a critical batch size ``critical_batch`` the learning rate stops growing: both
+    batch sizes are capped at it first, B ← min(B, B_crit) and B₀ ← min(B₀, B_crit) (no cap when None).
+    """
+    cases = [
+        _Case("SGD from B₀ = 256 to B = 1024", 0.1, 1024, 256, "linear"),
+        _Case("SGD from B₀ = 256 down to B = 64", 0.1, 64, 256, "linear"),
+        _Case("Adam from B₀ = 256 to B = 4096", 1e-3, 4096, 256, "sqrt"),
+        _Case("Adam from B₀ = 256 down to B = 64", 1e-3, 64, 256, "sqrt"),
+        _Case("the default rule, from B₀ = 32 to B = 96", 0.05, 96, 32),
+        _Case("SGD past a critical batch of 512", 0.1, 2048, 256, "linear", critical_batch=512),
+        _Case("Adam past a critical batch of 2048", 3e-4, 8192, 512, "sqrt", critical_batch=2048),
+        _Case("SGD from B₀ = 1024 above a critical batch of 256 down to B = 64", 0.4, 64, 1024, "linear",
+              critical_batch=256),
+        _Case("SGD below a critical batch of 4096", 0.1, 128, 64, "linear", critical_batch=4096),
+    ]
+    mistakes = [
+        _Mistake("The ratio seems to be upside down: a larger batch averages away noise and allows a *larger* "
+                 "learning rate, η·B/B₀ (or η·√(B/B₀)).", _scaled_lr_variant(inverted=True)),
+        _Mistake("rule='sqrt' seems to scale linearly: the square-root rule multiplies by √(B/B₀).",
+                 _scaled_lr_variant(always="linear")),
+        _Mistake("rule='linear' seems to take the square root: the linear rule multiplies by B/B₀ itself.",
+                 _scaled_lr_variant(always="sqrt")),
+        _Mistake("Only the new batch seems to be capped at critical_batch: cap the base batch too, "
+                 "min(B, B_crit)/min(B₀, B_crit); a base batch above the critical one gains nothing from its size.",
+                 _scaled_lr_variant(cap_base=False)),
+    ]
+    return _Spec("scaled_lr", 'fn(lr, batch, base_batch, rule="linear", critical_batch=None) -> lr', ("lr",),
+                 cases, _scaled_lr_ref, mistakes,
+                 covers="larger and smaller batches, both rules, the default rule, a critical batch below, above "
+                        "and between the two batch sizes")
+
+
+def _noise_scale_ref(per_example_grads):
+    g = np.asarray(per_example_grads, dtype=np.float64)
+    g = g.reshape(len(g), -1)
+    n, mean = len(g), g.mean(axis=0)
+    trace = np.sum((g - mean) ** 2) / (n - 1)          # tr Σ, unbiased
+    return float(trace / (mean @ mean - trace / n))    # |G|² unbiased: |ḡ|² − tr Σ / n
+
+
+def _noise_scale_variant(ddof=1, corrected=True, of_mean=False, uncentered=False, inverted=False):
+    def scale(per_example_grads):
+        g = np.asarray(per_example_grads, dtype=np.float64)
+        g = g.reshape(len(g), -1)
+        n, mean = len(g), g.mean(axis=0)
+        trace = np.sum(g**2) / n if uncentered else np.sum((g - mean) ** 2) / (n - ddof)
+        square = mean @ mean - (trace / n if corrected else 0.0)
+        trace = trace / n if of_mean else trace
+        return float(square / trace if inverted else trace / square)
+    return scale
+
+
+@_check
+def noise_scale():
+    """Check ``fn(per_example_grads) -> B_simple``: the simple gradient noise scale tr(Σ)/|G|² of McCandlish et
+    al. (2018) from n per-example gradients (an array of shape (n, ...), one gradient per row).
+
+    With ḡ the mean of the n gradients: tr Σ = Σᵢ ‖gᵢ − ḡ‖²/(n − 1), the unbiased estimate of the trace of the
+    per-example covariance, and |G|² = ‖ḡ‖² − tr Σ / n, the unbiased estimate of the squared norm of the true
+    gradient (‖ḡ‖² alone is too large by the noise of the mean, tr Σ/n). Sums run over every coordinate.
+    """
+    rng = _rng(22)
+    cases = []
+    for what, n, shape, noise, dtype in (("10 gradients of 5 coordinates", 10, (5,), 0.5, np.float64),
+                                         ("50 noisy gradients of 20 coordinates", 50, (20,), 3.0, np.float64),
+                                         ("4 gradients of 3 coordinates", 4, (3,), 0.3, np.float64),
+                                         ("200 gradients of 10 coordinates", 200, (10,), 2.0, np.float32),
+                                         ("8 gradients of a 3×4 matrix", 8, (3, 4), 0.4, np.float64)):
+        true = rng.normal(1.0, 0.2, shape)
+        grads = (true + noise * rng.standard_normal((n, *shape))).astype(dtype)
+        cases.append(_Case(_where((n, *shape), dtype, what), grads))
+    cases.append(_Case(_where((6, 4), np.float64, "6 identical gradients (no noise)"),
+                       np.tile(rng.standard_normal(4), (6, 1))))
+    mistakes = [
+        _Mistake("The variance seems to divide by n (ddof=0): the unbiased estimate of tr Σ divides the sum of "
+                 "squared deviations by n − 1.", _noise_scale_variant(ddof=0)),
+        _Mistake("|G|² seems to be ‖ḡ‖² itself: the mean of n noisy gradients carries noise tr Σ/n, so the "
+                 "unbiased estimate is ‖ḡ‖² − tr Σ/n.", _noise_scale_variant(corrected=False)),
+        _Mistake("That is the noise of the *mean* gradient, tr Σ/n, over |G|²: the noise scale uses the "
+                 "per-example covariance Σ (the noise of a batch of one).", _noise_scale_variant(of_mean=True)),
+        _Mistake("tr Σ seems to be the mean of ‖gᵢ‖², which is not centred: subtract the mean gradient first, "
+                 "Σᵢ ‖gᵢ − ḡ‖²/(n − 1).", _noise_scale_variant(uncentered=True)),
+        _Mistake("The ratio seems to be upside down: B_simple = tr Σ / |G|², large when the noise dominates.",
+                 _noise_scale_variant(inverted=True)),
+    ]
+    return _Spec("noise_scale", "fn(per_example_grads) -> B_simple", ("B_simple",), cases, _noise_scale_ref,
+                 mistakes, covers="4 to 200 gradients, vectors and a matrix, float32, no noise at all")

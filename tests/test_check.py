@@ -185,6 +185,17 @@ def average_weights(avg, params, n_averaged, decay=None):
         return [np.copy(p) for p in params]
     keep = n_averaged / (n_averaged + 1) if decay is None else decay
     return [keep * a + (1 - keep) * p for a, p in zip(avg, params)]
+def scaled_lr(lr, batch, base_batch, rule="linear", critical_batch=None):
+    if critical_batch is not None:
+        batch, base_batch = min(batch, critical_batch), min(base_batch, critical_batch)
+    return lr * {"linear": batch / base_batch, "sqrt": math.sqrt(batch / base_batch)}[rule]
+
+
+def noise_scale(per_example_grads):
+    g = np.asarray(per_example_grads, dtype=float).reshape(len(per_example_grads), -1)
+    trace = g.var(axis=0, ddof=1).sum()
+    mean = g.mean(axis=0)
+    return trace / (mean @ mean - trace / len(g))
 
 
 ANSWERS = {name: globals()[name] for name in check.__all__}
@@ -445,6 +456,20 @@ MISTAKES = [
         [ai + (q - ai) * (1 / (n + 1) if decay is None else 1 - decay) for ai, q in zip(a, p)],
      "first update seems not to copy"),
     ("average_weights", lambda a, p, n, decay=None: average_weights(a, p, n), "ignore its argument decay"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None:
+        scaled_lr(lr, B0, B, rule, critical_batch), "upside down"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None:
+        scaled_lr(lr, B, B0, "linear", critical_batch), "rule='sqrt' seems to scale linearly"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None:
+        lr * (min(B, critical_batch or B) / B0) ** (1 if rule == "linear" else 0.5), "cap the base batch too"),
+    ("scaled_lr", lambda lr, B, B0, rule="linear", critical_batch=None: scaled_lr(lr, B, B0, rule),
+     "ignore its argument critical_batch"),
+    ("noise_scale", lambda g: (lambda g: g.var(axis=0).sum() / (g.mean(0) @ g.mean(0) - g.var(axis=0).sum() / len(g)))(
+        np.reshape(g, (len(g), -1))), "ddof=0"),
+    ("noise_scale", lambda g: (lambda g: g.var(axis=0, ddof=1).sum() / (g.mean(0) @ g.mean(0)))(
+        np.reshape(g, (len(g), -1))), "‖ḡ‖² − tr Σ/n"),
+    ("noise_scale", lambda g: noise_scale(g) / len(g), "noise of the *mean* gradient"),
+    ("noise_scale", lambda g: 1 / noise_scale(g), "upside down"),
 ]
 
 
@@ -461,7 +486,7 @@ def test_an_answer_written_independently_passes(capsys, name):
 
 def test_every_check_has_an_answer_here_and_two_per_chapter():
     assert set(ANSWERS) == set(check.__all__)
-    assert len(check.__all__) == 27
+    assert len(check.__all__) == 29
     for name in check.__all__:
         assert f":func:`{name}`" in check.__doc__
 
@@ -477,7 +502,7 @@ def test_a_typical_mistake_fails_and_is_named(capsys, name, answer, words):
 def test_at_least_three_mistakes_per_check():
     counts = {name: sum(n == name for n, _, _ in MISTAKES) for name in check.__all__}
     assert min(counts.values()) >= 2, counts
-    assert sum(c >= 3 for c in counts.values()) >= 22, counts
+    assert sum(c >= 3 for c in counts.values()) >= 24, counts
 
 
 @pytest.mark.parametrize("name", check.__all__)
