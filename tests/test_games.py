@@ -244,3 +244,13 @@ def test_gan_trains_with_alternating_adam_steps():
 def test_gan_bad_arguments_raise_value_error_naming_argument_and_value(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_play_runs_from_the_games_own_zero_dimensional_start():
+    """init_params() gives 0-d arrays; both players' gradients must stay arrays, so play() runs from them."""
+    game = BilinearGame(x0=0.5, y0=1.5)
+    (x,), (y,) = game.init_params()
+    opt_x, opt_y = optimlab.SGD([x], lr=0.1), optimlab.SGD([y], lr=0.1)
+    play(game, opt_x, opt_y, [x], [y], 10, alternating=False)
+    xs, ys = game.trajectory(10, 0.1, 0.0, False, x0=np.array(0.5), y0=np.array(1.5))
+    np.testing.assert_allclose([x, y], [xs[-1], ys[-1]], rtol=1e-12)

@@ -126,7 +126,7 @@ class BilinearGame:
     def loss_and_grads_2(self, params_1, params_2, rng=None):
         """Player 2 (y) minimizes -x y (maximizes x y): the loss and ``[∂/∂y] = [-x]``."""
         x, y = self._players(params_1, params_2)
-        return -x * y, [-x]
+        return -x * y, [np.negative(x, out=np.empty_like(x))]
 
     def metric(self, params_1, params_2):
         """The distance to the equilibrium, shape ``(...)``."""
