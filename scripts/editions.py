@@ -271,7 +271,8 @@ def glued(nb: dict) -> dict:
 
 
 def _heading_words(title: str) -> str:
-    title = re.sub(r"\$([^$]+)\$", r"\1", title)
+    # In math an underscore separates words of the anchor (docutils: $\\beta_1$ → beta-1); outside, it is markup.
+    title = re.sub(r"\$([^$]+)\$", lambda m: m.group(1).replace("_", " "), title)
     return re.sub(r"[`*_]", "", title)
 
 
