@@ -6,7 +6,8 @@ its solutions.
 
 Browser checks (marker ``browser``; ``make browser`` runs them after ``make book``): Debian's Chromium,
 driven by Playwright through ``executable_path``, visits every page of ``_build/html`` served on 127.0.0.1.
-Requests that would leave the machine are blocked and count as failures, so a page that passes works offline.
+The browser resolves no host but 127.0.0.1, so a request that would leave the machine fails and counts as a
+failure: a page that passes works offline.
 Each page must load with no failed request and no page error, typeset its math, show its figures, start
 with its solutions collapsed, and every kernel-free slider must change its picture when moved. Every
 internal link, anchors included, must lead somewhere.
@@ -228,23 +229,21 @@ class PageVisit:
 
 
 def _open(context, url: str) -> tuple:
-    """Open a page with its failures recorded; block and record every request that would leave 127.0.0.1."""
+    """Open a page with its failures recorded. The browser resolves no host but 127.0.0.1 (tests/conftest.py),
+    so a request that would leave the machine fails, and is recorded, like any other failed request."""
     page = context.new_page()
     visit = PageVisit(url)
 
-    def only_local(route):
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            visit.fail_request(route.request.url, "blocked: it would leave the machine")
-            route.abort()
+    def leaves_machine(request):
+        if urlsplit(request.url).hostname not in (None, "127.0.0.1"):
+            visit.fail_request(request.url, "would leave the machine")
 
     def console(message):
         # Requests the browser makes on its own (the favicon, say) only show up as console errors.
         if message.type == "error" and message.text.startswith("Failed to load resource"):
             visit.fail_request(message.location.get("url", ""), message.text)
 
-    page.route("**/*", only_local)
+    page.on("request", leaves_machine)
     page.on("requestfailed", lambda r: visit.fail_request(r.url, r.failure or "failed"))
     page.on("response", lambda r: r.status >= 400 and visit.fail_request(r.url, f"HTTP {r.status}"))
     page.on("pageerror", lambda e: visit.page_errors.append(e.message))
@@ -365,6 +364,23 @@ def test_index_redirects_to_the_root_page(browser, server):
         assert page.title(), "the page index.html redirects to has no title"
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_a_request_that_would_leave_the_machine_fails_and_is_recorded(browser, server):
+    """The offline guard itself: without it, every page could fetch from the network and still pass."""
+    page, visit = _open(browser, urljoin(server, "intro.html"))
+    try:
+        outside = "http://example.com/optimlab-offline-check.png"
+        loaded = page.evaluate(
+            """url => new Promise(done => { const img = new Image();
+                 img.onload = () => done(true); img.onerror = () => done(false); img.src = url; })""",
+            outside,
+        )
+    finally:
+        page.close()
+    assert loaded is False, f"{outside} loaded: the browser is not offline"
+    assert any(entry.startswith(outside) for entry in visit.failed_requests), visit.failed_requests
 
 
 @pytest.mark.browser
