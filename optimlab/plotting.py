@@ -45,6 +45,9 @@ __all__ = [
     "line_styles",
     "loss_curves",
     "lr_curves",
+    "math_label",
+    "min_font_size",
+    "place_legend",
     "style",
     "style_for",
     "sweep_heatmap",
@@ -68,6 +71,10 @@ OKABE_ITO = {
 # Past eight lines, colours from Paul Tol's colour-blind-safe "muted" scheme (and a dark grey), always paired
 # with a distinct marker and dash so that no two optimizers differ by colour alone.
 _TOL = {"indigo": "#332288", "teal": "#44AA99", "olive": "#999933", "wine": "#882255", "grey": "#666666"}
+# A few more, chosen so that every two optimizers differ by CIE76 ΔE > 20, and the pairs the chapters compare
+# also under simulated deuteranopia and protanopia (tests/test_plotting.py measures both): a crimson for
+# Nesterov (orange and vermillion merge for a deuteranope), a brown, a blue-grey and a dark grey.
+_MORE = {"crimson": "#A50021", "brown": "#8C510A", "blue grey": "#7A8FA6", "dark grey": "#444444"}
 
 
 @dataclass(frozen=True)
@@ -79,24 +86,24 @@ class LineStyle:
     linestyle: str = "-"
 
 
-_O, _T = OKABE_ITO, _TOL
+_O, _T, _M = OKABE_ITO, _TOL, _MORE
 #: Fixed style per optimizer name, so the same optimizer looks the same in every chapter. Names are matched
 #: ignoring case, spaces, hyphens and underscores ("rmsprop", "RMSProp" and "RMS-prop" are the same).
 OPTIMIZER_STYLES: dict[str, LineStyle] = {
     "SGD": LineStyle(_O["black"], "o", "-"),
     "GD": LineStyle(_O["black"], "o", "-"),
     "Momentum": LineStyle(_O["orange"], "s", "-"),
-    "Nesterov": LineStyle(_O["vermillion"], "D", "--"),
+    "Nesterov": LineStyle(_M["crimson"], "D", "--"),
     "AdaGrad": LineStyle(_O["bluish green"], "^", "-"),
     "RMSprop": LineStyle(_O["sky blue"], "v", "-"),
     "Adam": LineStyle(_O["blue"], "o", "-"),
     "AdamW": LineStyle(_O["reddish purple"], "P", "-"),
-    "AMSGrad": LineStyle(_O["blue"], "s", ":"),
+    "AMSGrad": LineStyle(_M["dark grey"], "s", ":"),
     "Adamax": LineStyle(_T["indigo"], "X", "--"),
-    "NAdam": LineStyle(_T["teal"], "<", "--"),
+    "NAdam": LineStyle(_M["blue grey"], "<", "--"),
     "RAdam": LineStyle(_T["olive"], ">", "--"),
     "Lion": LineStyle(_T["wine"], "*", "-"),
-    "Sophia": LineStyle(_T["grey"], "h", "-."),
+    "Sophia": LineStyle(_M["brown"], "h", "-."),
 }
 
 # Lines whose label is not an optimizer name take these, in order, skipping colours already in the figure.
@@ -269,6 +276,170 @@ def _legend(ax, loc, **kwargs):
     return ax.legend(loc=loc, fontsize=_FONT["legend"], framealpha=0.9, edgecolor="#cccccc", **kwargs)
 
 
+# -- legible on every screen: text size, subscripts, legends off the data --------------------------------------
+
+#: The narrowest column a figure is shown in (a 390 px phone, less the page's margins), in CSS pixels, and the
+#: smallest text, in pixels, a reader should meet there. Pictures shrink to the column, so text of ``s`` points
+#: on a figure ``w`` inches wide appears ``s * PHONE_COLUMN_PX / (72 * w)`` pixels high on a phone, whatever
+#: the resolution it was rendered at.
+PHONE_COLUMN_PX = 358
+PHONE_TEXT_PX = 7.0
+_FONT_FLOOR = 8.0
+
+
+def min_font_size(width: float) -> float:
+    """The smallest font size (points) on a figure ``width`` inches wide: 8 points, and more on wide figures so
+    that text shown on a phone (:data:`PHONE_COLUMN_PX`) is still :data:`PHONE_TEXT_PX` pixels high."""
+    return max(_FONT_FLOOR, PHONE_TEXT_PX * 72.0 * float(width) / PHONE_COLUMN_PX)
+
+
+_GREEK = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta", "η": "eta", "θ": "theta",
+    "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu", "ξ": "xi", "π": "pi", "ρ": "rho", "σ": "sigma", "τ": "tau",
+    "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega", "Γ": "Gamma", "Δ": "Delta", "Θ": "Theta", "Λ": "Lambda",
+    "Σ": "Sigma", "Φ": "Phi", "Ψ": "Psi", "Ω": "Omega",
+}
+_SUBSCRIPTED = re.compile(r"(?<![\w\\])([A-Za-z\u0370-\u03ff])_(\{[^{}$]*\}|[A-Za-z0-9\u0370-\u03ff]+)")
+
+
+def _tex_symbol(text: str) -> str:
+    return "".join(f"\\{_GREEK[c]} " if c in _GREEK else c for c in text).replace(" }", "}").strip()
+
+
+def math_label(text: str) -> str:
+    """``text`` with every plain ``x_sub`` written as a mathtext subscript: ``"η_max"`` becomes
+    ``"$\\eta_{\\mathrm{max}}$"``, ``"T_mult = 2"`` becomes ``"$T_{\\mathrm{mult}}$ = 2"`` (one letter or digits
+    stay italic: ``"x_1"`` is ``"$x_{1}$"``). Parts already between ``$`` signs, and labels that start with
+    ``_`` (matplotlib's hidden ones), are left alone."""
+    text = str(text)
+    if "_" not in text or text.startswith("_"):
+        return text
+    parts = re.split(r"(\$[^$]*\$)", text)
+
+    def sub(m: re.Match) -> str:
+        base, index = m.group(1), m.group(2).strip("{}")
+        inner = index if len(index) == 1 or index.isdigit() else f"\\mathrm{{{index}}}"
+        return f"${_tex_symbol(base)}_{{{_tex_symbol(inner)}}}$"
+
+    return "".join(p if p.startswith("$") else _SUBSCRIPTED.sub(sub, p) for p in parts)
+
+
+def _legible(fig: Figure) -> None:
+    """Before the layout: no text below :func:`min_font_size`, tick labels included, and subscripts as
+    mathtext, on every text of the figure (the chapters' own included). Done once per figure."""
+    if getattr(fig, "_optimlab_legible", False):
+        return
+    fig._optimlab_legible = True
+    from matplotlib.text import Text
+
+    floor = min_font_size(fig.get_figwidth())
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = axis.get_major_ticks()
+            size = ticks[0].label1.get_fontsize() if ticks else floor
+            if size < floor:
+                axis.set_tick_params(which="both", labelsize=floor)
+    for text in fig.findobj(Text):
+        content = text.get_text()
+        if not content:
+            continue
+        if "_" in content and not content.startswith("_"):
+            text.set_text(math_label(content))
+        if text.get_fontsize() < floor:
+            text.set_fontsize(floor)
+
+
+_INSIDE = ("upper right", "upper left", "lower left", "lower right", "center right", "center left",
+           "upper center", "lower center")
+
+
+def _data_points(ax) -> np.ndarray:
+    """Display coordinates of what the axes show as data: lines (densified, so a segment crossing a box counts),
+    markers, scatter points and filled bands; not the background (contours, images, reference lines)."""
+    from matplotlib.collections import PathCollection, PolyCollection
+
+    out = [np.empty((0, 2))]
+
+    def dense(xy):
+        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        if len(xy) < 2:
+            return xy
+        seg = np.diff(xy, axis=0)
+        n = np.maximum(1, np.ceil(np.hypot(*seg.T) / 4.0)).astype(int).clip(max=400)
+        t = np.concatenate([np.arange(k) / k for k in n])
+        start = np.repeat(xy[:-1], n, axis=0)
+        return np.vstack([start + np.repeat(seg, n, axis=0) * t[:, None], xy[-1:]])
+
+    for line in ax.lines:
+        if not line.get_visible() or line.get_transform() != ax.transData:
+            continue
+        with np.errstate(all="ignore"):
+            xy = ax.transData.transform(np.asarray(line.get_xydata(), dtype=float))
+        out.append(dense(xy) if line.get_linestyle() not in ("None", "none", "") else xy)
+    for coll in ax.collections:
+        if not coll.get_visible():
+            continue
+        if isinstance(coll, PathCollection) and len(coll.get_offsets()):
+            out.append(coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float)))
+        elif isinstance(coll, PolyCollection):
+            for path in coll.get_paths():
+                out.append(dense(coll.get_transform().transform(path.vertices)))
+    pts = np.vstack(out)
+    return pts[np.all(np.isfinite(pts), axis=1)]
+
+
+def _covered(box, pts: np.ndarray) -> int:
+    return int(np.count_nonzero((pts[:, 0] >= box.x0 - 2) & (pts[:, 0] <= box.x1 + 2)
+                                & (pts[:, 1] >= box.y0 - 2) & (pts[:, 1] <= box.y1 + 2)))
+
+
+def place_legend(ax, *, outside: bool = True, renderer=None) -> str | None:
+    """Move the legend of ``ax`` off the data: keep its place if it covers no data point, else take the first
+    corner or side (upper right, upper left, lower left, ...) that covers none; if every place inside the axes
+    covers data, put it beside the axes on the right (``outside=True``) or where it covers the fewest points
+    (``outside=False``, for the frames of a widget, whose axes must not move). Returns where it went (a
+    matplotlib ``loc``, ``"outside right"``), or None when the axes have no legend or it sits where it was
+    explicitly anchored. Needs the axes laid out (call it after the layout, before drawing)."""
+    leg = ax.get_legend()
+    if leg is None or getattr(leg, "_bbox_to_anchor", None) is not None:
+        return None
+    fig = ax.figure
+    renderer = renderer or fig._get_renderer()
+    pts = _data_points(ax)
+    codes = {v: k for k, v in leg.codes.items()}
+    first = codes.get(leg._loc, "upper right")
+    tried = {}
+    for loc in (first, *(loc for loc in _INSIDE if loc != first)):
+        leg.set_loc(loc)
+        tried[loc] = _covered(leg.get_window_extent(renderer), pts)
+        if tried[loc] == 0:
+            return loc
+    if outside:
+        leg.set_loc("upper left")
+        leg.set_bbox_to_anchor((1.02, 1.0), transform=ax.transAxes)
+        leg.borderaxespad = 0.0
+        return "outside right"
+    best = min(tried, key=tried.get)
+    leg.set_loc(best)
+    return best
+
+
+def _place_legends(fig: Figure, *, outside: bool, dpi: float | None = None) -> bool:
+    """:func:`place_legend` on every axes of a laid-out figure; True if a legend moved out of its axes."""
+    if getattr(fig, "_optimlab_legends", False):
+        return False
+    fig._optimlab_legends = True
+    if not any(ax.get_legend() is not None for ax in fig.axes):
+        return False
+    saved = fig.dpi
+    fig.dpi = saved if dpi is None else dpi
+    try:
+        renderer = fig._get_renderer()
+        return any(place_legend(ax, outside=outside, renderer=renderer) == "outside right" for ax in fig.axes)
+    finally:
+        fig.dpi = saved
+
+
 # -- contours with paths -------------------------------------------------------------------------------------
 
 # Light neutral greys, lighter towards the minimum: every palette colour (black included) stands out on them.
@@ -437,7 +608,9 @@ def contour_paths(
             ax.plot([], [], color=s.color, linestyle=s.linestyle, marker=s.marker, label=text,
                     gid=f"path:{label}")
             continue
-        every = max(1, len(p) // 80)
+        # A dozen markers tell the line apart without colour; one per step would smear an oscillating path
+        # (momentum) into a band.
+        every = max(1, math.ceil(len(p) / 12))
         ax.plot(
             p[:, 0], p[:, 1], color=s.color, linestyle=s.linestyle, linewidth=1.6, marker=s.marker,
             markersize=3.2, markevery=every, markeredgewidth=0, label=text, gid=f"path:{label}", zorder=3,
@@ -708,7 +881,16 @@ def to_png(fig: Figure, *, dpi: float | None = None, palette: bool = True, color
     dpi = float(fig.dpi if dpi is None else dpi)
     if palette and not 2 <= int(colors) <= 256:
         raise ValueError(f"colors must be between 2 and 256; got {colors!r}")
+    _legible(fig)
     engine = fig.get_layout_engine()
+    if engine is not None and any(ax.get_legend() is not None for ax in fig.axes) and not getattr(
+            fig, "_optimlab_legends", False):
+        # Lay out, move legends off the data (perhaps out of the axes), and lay out again below.
+        _freeze_layout(fig, dpi=dpi)
+        fig.set_layout_engine(engine)
+        _place_legends(fig, outside=True, dpi=dpi)
+    elif engine is None:
+        _place_legends(fig, outside=False, dpi=dpi)
     if engine is not None:
         # Lay out once, then render with the layout switched off: savefig would otherwise lay the figure out
         # in a whole extra drawing pass. The figure's engine is restored afterwards.
@@ -766,7 +948,8 @@ def _freeze_layout(fig: Figure, positions=None, *, dpi: float | None = None) -> 
 # The course's line colours are kept exact in palette PNGs: a generic quantiser would merge a thin line's few
 # pixels into a nearby shade (orange turns brown).
 _KEY_COLOURS = sorted(
-    {int(c.lstrip("#"), 16) for c in [*OKABE_ITO.values(), *_TOL.values(), *(s.color for s in _FALLBACK)]}
+    {int(c.lstrip("#"), 16) for c in [*OKABE_ITO.values(), *_TOL.values(), *_MORE.values(),
+                                      *(s.color for s in _FALLBACK)]}
     | {0xFFFFFF}
 )
 

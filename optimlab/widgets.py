@@ -7,12 +7,19 @@ slider with no kernel, and the same widget works live in Jupyter or on Binder. T
 outer Stack over the first slider holds one inner Stack per value of it, each tied to the second slider.
 
 Goal-directed readouts ("steps to reach loss 1e-6: 37", "diverged") are text that belongs to a frame: ``draw``
-may return ``(figure, readout)``, and the readouts sit in their own Stack, switched by the same slider, so
-they change with the picture, need no kernel, and (unlike text drawn into the image) are read by screen
-readers. Images carry no alt text, so the builders take a ``description`` shown as text under the widget.
+may return ``(figure, readout)``, and the readouts sit in their own Stack under the picture, switched by the same
+slider, so they change with the picture, need no kernel, and (unlike text drawn into the image) are read by
+screen readers.
 
-A page holds every frame: 15 frames of 480 x 360 pixels (contours and a path) weigh about 0.2 MB, 64 frames
-about 0.9 MB (:func:`page_bytes` measures a widget).
+One look in every chapter: every frame is rendered :data:`FRAME_WIDTH` (720) pixels wide, whatever the figure's
+size in inches, as an ``<img>`` with alt text saying what it shows at that position (the description's first
+sentence, the sliders' values, the readout) that shrinks with the column on a phone; text in it is never below
+:func:`optimlab.plotting.min_font_size`; slider names take the same width in every widget, readouts have room
+for their longest value, and values are written to the precision that tells them apart. The page's stylesheet
+(``_static/optimlab.css``) styles the classes ``optimlab-widget`` and ``optimlab-slider`` (dark mode included).
+
+A page holds every frame: 15 frames of 720 x 540 pixels (contours and a path) weigh about 0.4 MB, 64 frames
+about 2 MB (:func:`page_bytes` measures a widget).
 
 matplotlib and ipywidgets are imported here, never by ``import optimlab``.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -29,9 +37,15 @@ import ipywidgets
 from ipywidgets.widgets.widget_link import Link
 from matplotlib.figure import Figure
 
-from .plotting import _freeze_layout, style_for, to_png
+from .plotting import _freeze_layout, _legible, _number, _place_legends, style_for, to_png
 
-__all__ = ["page_bytes", "playground", "playground_path", "png_bytes", "slider", "slider2"]
+__all__ = ["FRAME_WIDTH", "page_bytes", "playground", "playground_path", "png_bytes", "slider", "slider2"]
+
+#: Every widget's pictures are this many pixels wide, shown at that width on a wide screen and shrunk to the
+#: column on a narrow one, whatever the figure's size in inches: one picture width in every chapter.
+FRAME_WIDTH = 720
+#: The room for a slider's name, the same in every widget, so that every slider's track starts at the same x.
+DESCRIPTION_WIDTH = "10em"
 
 
 def _close(fig: Figure) -> None:
@@ -49,20 +63,20 @@ def _png_size(png: bytes) -> tuple[int, int]:
 class _Frames:
     """Renders the frames of one widget: PNG bytes and readout text per frame, all of one pixel size."""
 
-    def __init__(self, dpi: float | None, palette: bool, colors: int):
-        self.dpi, self.palette, self.colors = dpi, palette, colors
+    def __init__(self, dpi: float | None, palette: bool, colors: int, width: int = FRAME_WIDTH):
+        self.dpi, self.palette, self.colors, self.width = dpi, palette, colors, width
         self.size: tuple[int, int] | None = None
         self.has_readout: bool | None = None
         self.layout: list | None = None
 
-    def _share_layout(self, fig: Figure) -> None:
+    def _share_layout(self, fig: Figure, dpi: float) -> None:
         """Lay out the first frame (constrained or tight layout) and place every later frame's axes exactly
         where the first frame's are: the picture does not jitter as the slider moves, and the layout, about
         half the time of rendering a frame, is computed once."""
         if fig.get_layout_engine() is None:
             return
         if self.layout is None:
-            self.layout = _freeze_layout(fig, dpi=self.dpi)
+            self.layout = _freeze_layout(fig, dpi=dpi)
         elif len(self.layout) == len(fig.axes):
             _freeze_layout(fig, self.layout)
 
@@ -73,9 +87,14 @@ class _Frames:
                 f"draw must return a matplotlib Figure or (Figure, readout text); {where} it returned "
                 f"{type(result).__name__}"
             )
+        # Rendered FRAME_WIDTH pixels wide unless a dpi is given: one picture width in every chapter.
+        dpi = self.dpi if self.dpi is not None else self.width / fig.get_figwidth()
         try:
-            self._share_layout(fig)
-            png = to_png(fig, dpi=self.dpi, palette=self.palette, colors=self.colors)
+            _legible(fig)
+            self._share_layout(fig, dpi)
+            # Legends stay inside the axes (the frames share one layout), where they cover the least data.
+            _place_legends(fig, outside=False, dpi=dpi)
+            png = to_png(fig, dpi=dpi, palette=self.palette, colors=self.colors)
         finally:
             _close(fig)
         size = _png_size(png)
@@ -92,10 +111,22 @@ class _Frames:
             raise ValueError(f"draw must return a readout for every frame or for none; {where} it did not")
         return png, (None if readout is None else str(readout))
 
-    def image(self, png: bytes) -> ipywidgets.Image:
-        # Natural size on a wide page, shrunk to fit a narrow one.
-        layout = ipywidgets.Layout(max_width="100%", height="auto")
-        return ipywidgets.Image(value=png, format="png", layout=layout)
+    def image(self, png: bytes, alt: str) -> _Picture:
+        return _Picture(png, alt)
+
+
+class _Picture(ipywidgets.HTML):
+    """One frame: an ``<img>`` with its alt text, natural size on a wide page (its width and height attributes
+    reserve its shape before it loads), shrunk with its aspect ratio kept on a narrow one. ``png`` holds the
+    bytes."""
+
+    def __init__(self, png: bytes, alt: str):
+        w, h = _png_size(png)
+        data = base64.b64encode(png).decode("ascii")
+        super().__init__(value=(f'<img class="optimlab-frame" src="data:image/png;base64,{data}" '
+                                f'width="{w}" height="{h}" alt="{html.escape(alt, quote=True)}" '
+                                'style="max-width: 100%; height: auto">'))
+        self.png, self.alt = png, alt
 
 
 def _readout(text: str) -> ipywidgets.HTML:
@@ -109,19 +140,45 @@ def _description(text: str, width: int) -> ipywidgets.HTML:
                            layout=ipywidgets.Layout(max_width=f"{width}px"))
 
 
-def _labels(values: Sequence, format, name: str) -> list[str]:
-    def auto(v) -> str:
-        if isinstance(v, str):
-            return v
-        if isinstance(v, (bool, int)) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") in "iub"):
-            return str(v)
-        try:
-            return f"{float(v):.3g}"
-        except (TypeError, ValueError):
-            return str(v)
+def _alt(description: str | None, position: list[tuple[str, str]], readout: str | None) -> str:
+    """What a frame shows: the description's first sentence, the sliders' values, the frame's readout."""
+    first = ""
+    if description:
+        first = description.strip().split(". ")[0].rstrip(".") + ". "
+    where = ", ".join(f"{name or 'slider'} = {value}" for name, value in position)
+    return f"{first}Shown for {where}." + (f" {readout}" if readout else "")
 
+
+def _frame_alt(alt, values: tuple, description, position, readout) -> str:
+    if alt is None:
+        return _alt(description, position, readout)
+    return str(alt(*values)) if callable(alt) else str(alt)
+
+
+def _auto_label(v) -> str | None:
+    """A number as short as it can be written exactly (0.9999, 3e-4, 250), or None if six significant digits
+    do not write it exactly."""
+    x = float(v)
+    if not math.isfinite(x) or x == 0:
+        return _number(x)
+    for digits in range(1, 7):
+        if float(f"{x:.{digits}g}") == x:
+            return _plain(x, digits)
+    return None
+
+
+def _plain(x: float, digits: int) -> str:
+    """``x`` to ``digits`` significant digits, positional from 1e-4 to 1e6 (0.0003, 250000), else 3e-7."""
+    import numpy as np
+
+    if x != 0 and not 1e-4 <= abs(x) < 1e6:
+        return _number(float(f"{x:.{digits}g}"))
+    return np.format_float_positional(x, precision=digits, unique=False, fractional=False, trim="-")
+
+
+def _labels(values: Sequence, format, name: str) -> list[str]:
     if format is None:
-        fmt = auto
+        fmt = _auto_format(values)
     elif callable(format):
         fmt = format
     else:
@@ -131,6 +188,37 @@ def _labels(values: Sequence, format, name: str) -> list[str]:
         dup = sorted({lab for lab in labels if labels.count(lab) > 1})
         raise ValueError(f"{name}: the values' labels must be distinct, but {dup} repeat; use a finer format")
     return labels
+
+
+def _auto_format(values: Sequence) -> Callable[[object], str]:
+    """The default format, chosen from all the values: integers and strings as they are; a number as short as
+    it is exactly written (0.9999 reads 0.9999, not 1); numbers that are not short (``geomspace``) to the fewest
+    significant digits, from 3, that tell every value apart."""
+
+    def is_int(v) -> bool:
+        return isinstance(v, (bool, int)) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") in "iub")
+
+    def number(v) -> float | None:
+        if isinstance(v, str) or is_int(v):
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    numbers = [x for x in map(number, values) if x is not None]
+    long = [x for x in numbers if _auto_label(x) is None]
+    digits = 3
+    while digits < 12 and len({_plain(x, digits) for x in long}) < len(set(long)):
+        digits += 1
+
+    def fmt(v) -> str:
+        x = number(v)
+        if x is None:
+            return str(v)
+        return _auto_label(x) or _plain(x, digits)
+
+    return fmt
 
 
 def _index(values: Sequence, initial, name: str) -> int:
@@ -148,15 +236,22 @@ def _index(values: Sequence, initial, name: str) -> int:
 
 
 def _slider(values: Sequence, labels: list[str], index: int, label: str, width: int):
-    return ipywidgets.SelectionSlider(
+    # The name in a fixed width (the tracks of all widgets line up), the readout in room for its longest label
+    # (the track does not change length as the value does).
+    readout = max(len(lab) for lab in labels)
+    s = ipywidgets.SelectionSlider(
         options=list(zip(labels, range(len(values)), strict=True)),
         index=index,
         description=label,
+        description_allow_html=False,
         continuous_update=True,
         readout=True,
-        style={"description_width": "initial"},
+        style={"description_width": DESCRIPTION_WIDTH},
         layout=ipywidgets.Layout(width=f"{width}px", max_width="100%"),
     )
+    s.add_class("optimlab-slider")
+    s.add_class(f"optimlab-readout-{min(readout, 16)}ch")
+    return s
 
 
 def _link(slider: ipywidgets.SelectionSlider, stack: ipywidgets.Stack) -> Link:
@@ -173,13 +268,18 @@ def _values(values, name: str) -> list:
 
 
 def _box(sliders, stacks, readouts, links, description, width: int) -> ipywidgets.VBox:
-    children = [*sliders]
+    # The readout goes under the picture, in room for its longest text at the picture's width: a readout that
+    # wraps onto another line moves nothing above it.
+    children = [*sliders, stacks]
     if readouts is not None:
+        longest = max(len(w.value) for w in _tree(readouts) if isinstance(w, ipywidgets.HTML)) - 60
+        lines = max(1, math.ceil(longest / (width / 8.0)))
+        readouts.layout = ipywidgets.Layout(min_height=f"{1.5 * lines}em", max_width=f"{width}px")
         children.append(readouts)
-    children.append(stacks)
     if description:
         children.append(_description(description, width))
     box = ipywidgets.VBox(children=children)
+    box.add_class("optimlab-widget")
     # For tests and for readers who want to drive the widget from Python.
     box.sliders, box.stack, box.readouts, box.links = tuple(sliders), stacks, readouts, tuple(links)
     return box
@@ -196,20 +296,31 @@ def slider(
     dpi: float | None = None,
     palette: bool = True,
     colors: int = 96,
+    alt: str | Callable[..., str] | None = None,
+    width: int = FRAME_WIDTH,
 ) -> ipywidgets.VBox:
     """A slider over ``values`` showing the precomputed figure ``draw(value)``; works without a kernel.
 
     Args:
       draw: ``draw(value) -> Figure`` or ``-> (Figure, readout text)``. Each figure is rendered once, then
         closed; every frame must have the same pixel size. A readout (e.g. ``"steps to reach loss 1e-6: 37"``)
-        is shown as text above the picture and switches with it.
+        is shown as text under the picture, in room kept for the longest one, and switches with it.
       values: the slider's positions (numbers, strings, anything ``draw`` takes).
-      label: the slider's name, shown to its left (e.g. ``"learning rate"``).
-      format: how a value is shown next to the slider: a format string (``"{:.0e}"``), a callable, or None for
-        ``3`` significant digits for floats and ``str`` otherwise. Labels must be distinct.
+      label: the slider's name with its symbol, shown to its left in a width shared by every widget
+        (e.g. ``"learning rate η"``). Every slider should have one.
+      format: how a value is shown next to the slider: a format string (``"{:.0e}"``), a callable, or None to
+        choose from the values: integers and strings as they are, numbers as short as they are exactly written
+        (0.9999 reads 0.9999), other numbers to the fewest digits, from 3, that tell them apart. Labels must
+        be distinct.
       initial: the value shown first (default: the first).
-      description: what the widget shows, as text under it (the images themselves carry no alt text).
-      dpi, palette, colors: how frames are rendered, see :func:`optimlab.plotting.to_png`.
+      description: what the widget shows, as text under it; its first sentence also begins each frame's alt
+        text.
+      dpi, palette, colors: how frames are rendered, see :func:`optimlab.plotting.to_png`. By default a frame
+        is rendered ``width`` pixels wide whatever its size in inches (text is scaled to stay legible on a phone,
+        see :func:`optimlab.plotting.min_font_size`).
+      alt: each frame's alt text: a string, or ``alt(value) -> str``; by default the description's first
+        sentence, the slider's name and value, and the frame's readout.
+      width: the frames' width in pixels (:data:`FRAME_WIDTH`); pictures shrink with the column below it.
 
     Returns:
       A ``VBox`` to display. Its attributes ``sliders`` (one ``SelectionSlider``), ``stack`` (the Stack of
@@ -219,9 +330,12 @@ def slider(
     values = _values(values, "values")
     labels = _labels(values, format, "values")
     i0 = _index(values, initial, "values")
-    frames = _Frames(dpi, palette, colors)
+    frames = _Frames(dpi, palette, colors, width)
     rendered = [frames.render(draw(v), f"for value {lab}") for v, lab in zip(values, labels, strict=True)]
-    images = ipywidgets.Stack(children=[frames.image(png) for png, _ in rendered], selected_index=i0)
+    alts = [_frame_alt(alt, (v,), description, [(label, lab)], text)
+            for v, lab, (_, text) in zip(values, labels, rendered, strict=True)]
+    images = ipywidgets.Stack(children=[frames.image(png, a) for (png, _), a in zip(rendered, alts, strict=True)],
+                              selected_index=i0)
     s = _slider(values, labels, i0, label, frames.size[0])
     links = [_link(s, images)]
     readouts = None
@@ -243,12 +357,15 @@ def slider2(
     dpi: float | None = None,
     palette: bool = True,
     colors: int = 96,
+    alt: str | Callable[..., str] | None = None,
+    width: int = FRAME_WIDTH,
 ) -> ipywidgets.VBox:
     """Two sliders over ``values_a`` x ``values_b`` showing the precomputed ``draw(a, b)``; no kernel needed.
 
     The frames are ``len(values_a) * len(values_b)`` figures: an outer Stack over slider A holds one inner
     Stack per value of A, each linked to slider B. Arguments are as for :func:`slider`, in pairs (A, B):
-    ``labels``, ``formats`` and ``initial``. An 8 x 8 grid (64 frames) weighs about 0.9 MB in the page.
+    ``labels``, ``formats`` and ``initial``; ``alt`` may be ``alt(a, b) -> str``. An 8 x 8 grid (64 frames of
+    720 pixels) weighs about 2 MB in the page.
 
     Returns:
       A ``VBox`` whose ``sliders`` are the two ``SelectionSlider``; ``stack`` is the outer Stack, ``readouts``
@@ -257,9 +374,10 @@ def slider2(
     values_a, values_b = _values(values_a, "values_a"), _values(values_b, "values_b")
     labels_a, labels_b = _labels(values_a, formats[0], "values_a"), _labels(values_b, formats[1], "values_b")
     ia, ib = _index(values_a, initial[0], "values_a"), _index(values_b, initial[1], "values_b")
-    frames = _Frames(dpi, palette, colors)
+    frames = _Frames(dpi, palette, colors, width)
     rendered = [
-        [frames.render(draw(a, b), f"for ({la}, {lb})") for b, lb in zip(values_b, labels_b, strict=True)]
+        [(*frames.render(draw(a, b), f"for ({la}, {lb})"),
+          (a, b, [(labels[0], la), (labels[1], lb)])) for b, lb in zip(values_b, labels_b, strict=True)]
         for a, la in zip(values_a, labels_a, strict=True)
     ]
     width = frames.size[0]
@@ -271,7 +389,7 @@ def slider2(
         outer = ipywidgets.Stack(children=inner, selected_index=ia)
         return outer, [_link(sa, outer)] + [_link(sb, s) for s in inner]
 
-    images, links = nest(lambda f: frames.image(f[0]))
+    images, links = nest(lambda f: frames.image(f[0], _frame_alt(alt, f[2][:2], description, f[2][2], f[1])))
     readouts = None
     if frames.has_readout:
         readouts, more = nest(lambda f: _readout(f[1]))
@@ -291,7 +409,7 @@ def _tree(widget) -> list:
 
 def png_bytes(widget) -> int:
     """Total size of the PNG frames inside a widget built here."""
-    return sum(len(w.value) for w in _tree(widget) if isinstance(w, ipywidgets.Image))
+    return sum(len(w.png) for w in _tree(widget) if isinstance(w, _Picture))
 
 
 def page_bytes(widget) -> int:

@@ -336,3 +336,151 @@ def test_import_optimlab_does_not_load_matplotlib():
     code = "import sys, optimlab; sys.exit(int('matplotlib' in sys.modules or 'ipywidgets' in sys.modules))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env).returncode == 0
+
+
+# -- every screen: colours apart, subscripts, legends off the data, legible text -------------------------------
+
+# Pairs of optimizers the chapters draw side by side and compare: apart also for the common colour-vision
+# deficiencies, not only for a reader with full colour vision.
+COMPARED = [("SGD", "Momentum"), ("Momentum", "Nesterov"), ("SGD", "Nesterov"), ("AdaGrad", "RMSprop"),
+            ("RMSprop", "Adam"), ("Momentum", "Adam"), ("Momentum", "RMSprop"), ("Adam", "AdamW"),
+            ("Lion", "AdamW"), ("Lion", "Sophia"), ("Sophia", "AdamW"), ("Adam", "NAdam"), ("Adam", "AMSGrad"),
+            ("SGD", "Adam"), ("SGD", "AdaGrad"), ("Lion", "Adam"), ("SGD", "RMSprop"), ("SGD", "AdamW"),
+            ("Momentum", "AdamW"), ("RMSprop", "AdamW"), ("AdaGrad", "Adam"), ("Adam", "Adamax"),
+            ("Adam", "RAdam"), ("NAdam", "RAdam"), ("Lion", "SGD"), ("Sophia", "Adam"), ("Sophia", "SGD")]
+ALIASES = {"GD": "SGD"}
+# Machado, Oliveira and Fernandes (2009), severity 1, on linear RGB.
+CVD = {
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+}
+
+
+def _linear(hex_colour: str) -> np.ndarray:
+    rgb = np.array([int(hex_colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)])
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+def _lab(linear_rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of a linear sRGB colour."""
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = m @ np.clip(linear_rgb, 0, 1) / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def delta_e(a: str, b: str, vision: str | None = None) -> float:
+    """CIE76 colour difference of two hex colours, as seen with full colour vision or with ``vision``."""
+    sim = np.eye(3) if vision is None else np.array(CVD[vision])
+    return float(np.linalg.norm(_lab(sim @ _linear(a)) - _lab(sim @ _linear(b))))
+
+
+def test_delta_e_reference_values():
+    assert delta_e("#000000", "#FFFFFF") == pytest.approx(100, abs=0.1)
+    assert delta_e("#FF0000", "#FF0000") == 0
+    assert delta_e("#FF0000", "#00FF00", "deuteranopia") < delta_e("#FF0000", "#00FF00") / 2
+
+
+def test_every_two_optimizers_differ_in_colour_by_delta_e_over_20():
+    names = [n for n in plotting.OPTIMIZER_STYLES if n not in ALIASES]
+    close = [(a, b, round(delta_e(plotting.style_for(a).color, plotting.style_for(b).color), 1))
+             for i, a in enumerate(names) for b in names[i + 1:]
+             if delta_e(plotting.style_for(a).color, plotting.style_for(b).color) <= 20]
+    assert not close, f"optimizer colours too close (CIE76 ΔE ≤ 20): {close}"
+    for alias, name in ALIASES.items():
+        assert plotting.style_for(alias) == plotting.style_for(name)
+
+
+@pytest.mark.parametrize("vision", sorted(CVD))
+def test_compared_optimizers_differ_for_colour_blind_readers(vision):
+    close = [(a, b, round(delta_e(plotting.style_for(a).color, plotting.style_for(b).color, vision), 1))
+             for a, b in COMPARED
+             if delta_e(plotting.style_for(a).color, plotting.style_for(b).color, vision) <= 20]
+    assert not close, f"compared optimizers too close under {vision} (CIE76 ΔE ≤ 20): {close}"
+
+
+def test_nesterov_and_lion_are_far_from_their_neighbours():
+    momentum, nesterov, lion = (plotting.style_for(n).color for n in ("Momentum", "Nesterov", "Lion"))
+    assert delta_e(momentum, nesterov, "deuteranopia") > 30 and delta_e(momentum, nesterov) > 40
+    for other in ("AdamW", "Sophia", "Adam", "Nesterov"):
+        assert delta_e(lion, plotting.style_for(other).color) > 25
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("η_max", r"$\eta_{\mathrm{max}}$"),
+    ("SGDR (T₀ = 100, T_mult = 2)", r"SGDR (T₀ = 100, $T_{\mathrm{mult}}$ = 2)"),
+    ("η(k) / η_max", r"η(k) / $\eta_{\mathrm{max}}$"),
+    ("x_1", "$x_{1}$"),
+    ("β_2 = 0.999", r"$\beta_{2}$ = 0.999"),
+    ("already $a_b$", "already $a_b$"),
+    ("_hidden", "_hidden"),
+    ("record_path", "record_path"),
+    ("no subscript", "no subscript"),
+])
+def test_math_label_writes_subscripts_as_mathtext(text, expected):
+    assert plotting.math_label(text) == expected
+
+
+def test_raw_underscores_in_any_text_become_subscripts_when_rendered():
+    fig = plotting.figure()
+    ax = fig.add_subplot()
+    ax.plot([1, 2], [1, 2], label="T_mult = 2")
+    ax.set_ylabel("η(k) / η_max")
+    ax.legend()
+    plotting.to_png(fig)
+    assert ax.get_ylabel() == r"η(k) / $\eta_{\mathrm{max}}$"
+    assert ax.get_legend().get_texts()[0].get_text() == r"$T_{\mathrm{mult}}$ = 2"
+
+
+def _covered(ax) -> int:
+    box = ax.get_legend().get_window_extent(ax.figure._get_renderer())
+    return plotting._covered(box, plotting._data_points(ax))
+
+
+def test_legend_moves_off_the_data():
+    t = np.linspace(0, 1, 50)
+    fig = plotting.loss_curves({"Adam": 10 ** (-3 * t), "SGD": 10 ** (-3 * (1 - t))}, legend="upper right")
+    plotting.to_png(fig)
+    ax = fig.axes[0]
+    assert _covered(ax) == 0
+    assert ax.get_legend()._loc != 1   # upper right held data: it moved
+
+
+def test_legend_goes_beside_the_axes_when_every_place_inside_holds_data():
+    fig = plotting.figure()
+    ax = fig.add_subplot()
+    x = np.linspace(0, 1, 400)
+    for k in range(12):   # horizontal lines over the whole height: no free corner
+        ax.plot(x, np.full_like(x, k), label=f"line {k}")
+    ax.legend(loc="upper right")
+    plotting.to_png(fig)
+    leg = ax.get_legend()
+    assert leg.get_window_extent(fig._get_renderer()).x0 >= ax.get_window_extent().x1
+    assert plotting.place_legend(fig.add_subplot(212)) is None   # no legend, nothing to do
+
+
+def test_text_is_never_below_the_minimum_size():
+    assert plotting.min_font_size(4.8) == 8.0
+    # on a phone's column text of the minimum size is PHONE_TEXT_PX high
+    for width in (7.0, 8.6, 9.6):
+        px = plotting.min_font_size(width) * plotting.PHONE_COLUMN_PX / (72 * width)
+        assert px == pytest.approx(plotting.PHONE_TEXT_PX)
+    fig = plotting.figure(8.6, 3.5)
+    ax = fig.add_subplot()
+    ax.plot([1, 2], [1, 2])
+    ax.text(1.5, 1.5, "tiny", fontsize=4)
+    ax.set_title("title", fontsize=5)
+    plotting.to_png(fig)
+    floor = plotting.min_font_size(8.6)
+    sizes = [t.get_fontsize() for t in fig.findobj(plotting.matplotlib.text.Text) if t.get_text()]
+    assert min(sizes) >= floor
+    assert ax.xaxis.get_major_ticks()[0].label1.get_fontsize() >= floor
+
+
+def test_paths_carry_a_dozen_markers_not_one_per_step():
+    fig = plotting.contour_paths(lambda p: (p**2).sum(-1), ((-1, 1), (-1, 1)),
+                                 {"Momentum": np.c_[np.linspace(-1, 0, 200), np.zeros(200)]})
+    line = next(ln for ln in fig.axes[0].lines if ln.get_gid() == "path:Momentum")
+    assert 200 // line.get_markevery() <= 12

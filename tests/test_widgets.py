@@ -30,7 +30,11 @@ def tiny2(a, b):
 
 
 def images(stack):
-    return [w.value for w in stack.children]
+    return [w.png for w in stack.children]
+
+
+def is_picture(w) -> bool:
+    return isinstance(w, ipywidgets.HTML) and w.value.startswith("<img ") and hasattr(w, "png")
 
 
 def link_ends(link):
@@ -47,13 +51,13 @@ def test_slider_structure_links_and_initial_frame():
     assert isinstance(box, ipywidgets.VBox)
     (s,) = box.sliders
     assert isinstance(s, ipywidgets.SelectionSlider)
-    assert box.children[0] is s and box.children[1] is box.readouts and box.children[2] is box.stack
+    assert box.children[0] is s and box.children[1] is box.stack and box.children[2] is box.readouts
     assert [label for label, _ in s.options] == ["1", "2", "3", "5", "8"]
     assert s.description == "steps" and s.index == 2 and s.label == "3"
 
     stack = box.stack
     assert isinstance(stack, ipywidgets.Stack) and len(stack.children) == len(values)
-    assert all(isinstance(w, ipywidgets.Image) and w.format == "png" for w in stack.children)
+    assert all(is_picture(w) and w.png.startswith(b"\x89PNG") for w in stack.children)
     assert len(set(images(stack))) == len(values)  # every frame is its own picture
     assert stack.selected_index == 2 and box.readouts.selected_index == 2
 
@@ -98,7 +102,7 @@ def test_readouts_and_description_are_escaped_text():
 
 def test_slider_names_its_mistakes():
     with pytest.raises(ValueError, match="distinct"):
-        widgets.slider(tiny, [0.1001, 0.1002])
+        widgets.slider(tiny, [0.1001, 0.1002], format="{:.2f}")
     with pytest.raises(ValueError, match="initial"):
         widgets.slider(tiny, [1, 2], initial=3)
     with pytest.raises(ValueError, match="at least one"):
@@ -109,6 +113,83 @@ def test_slider_names_its_mistakes():
         widgets.slider(lambda v: plotting.figure(2.0 * v, 1.5), [1, 2])
     with pytest.raises(ValueError, match="readout"):
         widgets.slider(lambda v: tiny(v, readout=v == 1), [1, 2])
+
+
+def test_default_format_is_chosen_from_the_values():
+    def labels(values):
+        return [label for label, _ in widgets.slider(lambda v: tiny(1, readout=False), values).sliders[0].options]
+
+    # exact short values as written: 0.9999 is not "1", and 1e-4 is not 0.0001 rounded away
+    assert labels([0.5, 0.9, 0.99, 0.999, 0.9999]) == ["0.5", "0.9", "0.99", "0.999", "0.9999"]
+    assert labels([1e-7, 3e-4, 0.01, 250, 2e6]) == ["1e-7", "0.0003", "0.01", "250", "2e6"]
+    assert labels([1, 2, 30]) == ["1", "2", "30"]
+    assert labels(["linear", "cosine"]) == ["linear", "cosine"]
+    # numbers that are not short: the fewest digits from 3 that tell them apart
+    assert labels(np.geomspace(0.005, 0.11, 4)) == ["0.005", "0.014", "0.0393", "0.11"]
+    assert labels([1 / 3, 1 / 3 + 1e-4]) == ["0.3333", "0.3334"]
+
+
+def test_every_slider_has_its_name_in_a_shared_width_and_room_for_its_readout():
+    box = widgets.slider2(tiny2, [1, 2], [0.9, 0.9999], labels=("a", "decay β₂"))
+    for s, name in zip(box.sliders, ("a", "decay β₂"), strict=True):
+        assert s.description == name
+        assert s.style.description_width == widgets.DESCRIPTION_WIDTH
+        assert "optimlab-slider" in s._dom_classes
+        assert s.layout.width == f"{widgets.FRAME_WIDTH}px" and s.layout.max_width == "100%"
+    assert "optimlab-readout-6ch" in box.sliders[1]._dom_classes   # "0.9999"
+    assert "optimlab-widget" in box._dom_classes
+
+
+def test_frames_are_one_width_whatever_the_figure_size():
+    for inches in (2.0, 4.8, 8.6):
+        box = widgets.slider(lambda v, w=inches: tiny2(v, v)[0] if w == 0 else _sized(w, v), [1, 2])
+        for w in box.stack.children:
+            width = int.from_bytes(w.png[16:20], "big")
+            assert width == widgets.FRAME_WIDTH
+            assert f'width="{widgets.FRAME_WIDTH}"' in w.value and "max-width: 100%" in w.value
+
+
+def _sized(inches, v):
+    fig = plotting.figure(inches, inches * 0.6)
+    fig.add_subplot().plot([0, 1], [0, v])
+    return fig
+
+
+def test_alt_text_says_what_each_frame_shows():
+    box = widgets.slider(tiny, [1, 2], label="steps k", description="A line. It ends at the value.")
+    alts = [w.alt for w in box.stack.children]
+    assert alts == ["A line. Shown for steps k = 1. value 1", "A line. Shown for steps k = 2. value 2"]
+    assert all(f'alt="{a}"' in w.value for a, w in zip(alts, box.stack.children, strict=True))
+    box = widgets.slider2(tiny2, [1, 2], [3], labels=("a", "b"), alt=lambda a, b: f"line to {a} & {b}")
+    texts = [w.value for inner in box.stack.children for w in inner.children]
+    assert ['alt="line to 1 &amp; 3"' in texts[0], 'alt="line to 2 &amp; 3"' in texts[1]] == [True, True]
+
+
+def test_readout_sits_under_the_picture_in_room_for_the_longest():
+    long = "x" * 300
+    box = widgets.slider(lambda v: (tiny(v, readout=False), long if v == 2 else "short"), [1, 2])
+    assert box.children.index(box.readouts) == box.children.index(box.stack) + 1
+    lines = float(box.readouts.layout.min_height.removesuffix("em")) / 1.5
+    assert lines >= 300 / (widgets.FRAME_WIDTH / 8.0)
+
+
+def test_frame_text_is_legible_on_a_phone():
+    def wide(v):
+        fig = plotting.figure(8.6, 3.5)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, v], label="η_max")
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=5)
+        return fig
+
+    widgets.slider(wide, [1])   # renders; the sizes are set on the figure before the layout
+    fig = wide(1)
+    plotting.to_png(fig)
+    floor = plotting.min_font_size(8.6)
+    ax = fig.axes[0]
+    assert ax.xaxis.get_major_ticks()[0].label1.get_fontsize() >= floor
+    legend_text = ax.get_legend().get_texts()[0]
+    assert legend_text.get_fontsize() >= floor and legend_text.get_text() == r"$\eta_{\mathrm{max}}$"
 
 
 # -- two sliders ---------------------------------------------------------------------------------------------
@@ -126,7 +207,7 @@ def test_slider2_nests_stacks_and_links_each_inner_stack():
     for inner in outer.children:
         assert isinstance(inner, ipywidgets.Stack)
         assert len(inner.children) == len(b_values) and inner.selected_index == 1
-        assert all(isinstance(w, ipywidgets.Image) for w in inner.children)
+        assert all(is_picture(w) for w in inner.children)
     assert len({png for inner in outer.children for png in images(inner)}) == 6
 
     # Readouts follow the same nesting: frame (i, j) is draw(a_i, b_j).
@@ -160,7 +241,8 @@ def test_frames_share_the_first_frames_layout_without_changing_the_picture():
         return plotting.sweep_heatmap(x, np.arange(4.0), z, xlog=True, title=f"scale {scale}")
 
     box = widgets.slider(heat, [1, 10, 100])
-    assert images(box.stack) == [plotting.to_png(heat(s)) for s in (1, 10, 100)]
+    dpi = widgets.FRAME_WIDTH / 4.8
+    assert images(box.stack) == [plotting.to_png(heat(s), dpi=dpi) for s in (1, 10, 100)]
 
 
 def test_figures_are_closed_and_freed():
@@ -221,6 +303,7 @@ def realistic(lr, beta=0.0):
 
 
 def test_fifteen_realistic_frames_weigh_under_one_megabyte():
+    # 720 x 540 pixels each
     box = widgets.slider(realistic, np.geomspace(0.005, 0.11, 15), label="learning rate")
     assert len(box.stack.children) == 15
     assert len({w.value for w in box.readouts.children}) > 5
@@ -230,6 +313,7 @@ def test_fifteen_realistic_frames_weigh_under_one_megabyte():
 
 
 def test_sixty_four_realistic_frames_weigh_under_three_megabytes():
+    # 720 x 540 pixels each
     box = widgets.slider2(realistic, np.geomspace(0.005, 0.1, 8), np.linspace(0, 0.9, 8),
                           labels=("learning rate", "momentum"))
     assert sum(len(inner.children) for inner in box.stack.children) == 64
