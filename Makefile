@@ -134,7 +134,7 @@ editions-test: $(DEV_STAMP)
 # Two sessions: the built book, then JupyterLab (a JupyterLab server and its kernel beside the book's page visits
 # slowed them past their time-outs on this 2-core machine).
 browser: $(DEV_STAMP)
-	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py)
+	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py tests/test_layout.py)
 	@$(call timed,jupyterlab,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_jupyterlab.py)
 
 # Cheap stages first: a lint error stops the run in seconds, not after the book build.
