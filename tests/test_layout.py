@@ -73,9 +73,13 @@ SURVEY = r"""([blockSelector]) => {
     }).filter(p => p.width > 0 && p.height > 0);
   const blocks = [...column.querySelectorAll(blockSelector)].filter(shown);
   // Desktop: a box wider than the column, or content wider than its (scrolling) box.
+  const insideScroller = el => {
+    for (let e = el.parentElement; e && e !== column; e = e.parentElement) if (scrolls(e)) return true;
+    return false;
+  };
   const wider = blocks.filter(el => {
     const r = el.getBoundingClientRect();
-    return r.left < col.left - 1 || r.right > col.right + 1;
+    return (r.left < col.left - 1 || r.right > col.right + 1) && !insideScroller(el);
   }).map(el => ({name: name(el), width: Math.round(el.getBoundingClientRect().width)}));
   const overflowing = blocks.filter(el => scrolls(el) && el.scrollWidth > el.clientWidth + 1)
     .map(el => ({name: name(el), content: el.scrollWidth, box: el.clientWidth}));
