@@ -225,6 +225,10 @@ def run(problem, optimizer="SGD", *, steps=100, x0=None, schedule=None, clip_nor
     (default ``problem.init_params(seed)``), and two more keywords apply: ``batch_size`` (default 32; None:
     full-batch gradient descent) and ``sharpness_every`` (default None; k: the sharpness, the largest Hessian
     eigenvalue of the training loss, every k steps, into ``info["sharpness"]``, with ``info["sharpness_steps"]``).
+    Each estimate is ``problem.sharpness(params)``, 20 steps of power iteration from a seeded random start, unless
+    ``sharpness_iters=n`` is given: then only the first is, and each later one takes n steps from the previous
+    estimate's vector (:meth:`~optimlab.problems._base.NetworkProblem.top_eigenpair`), which costs a few
+    Hessian-vector products where 20 would be needed from a random start.
     ``seed`` seeds the initial parameters and the order of the minibatches (one epoch after another).
     ``clip_norm`` clips each run's global norm over all arrays, as ``torch.nn.utils.clip_grad_norm_`` does for
     one network. The trajectory has no path; ``losses[t]`` is the training loss at the parameters of step t
@@ -274,7 +278,7 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
     """
     options = {k: axes_and_hyperparameters.pop(k) for k in
                ("schedule", "clip_norm", "clip_value", "accumulate", "seed", "divergence", "dtype", "batch_size",
-                "sharpness_every")
+                "sharpness_every", "sharpness_iters")
                if k in axes_and_hyperparameters}
     swept = {k: np.asarray(v, dtype=float) for k, v in axes_and_hyperparameters.items()
              if isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1 and k != "betas"}
@@ -343,12 +347,15 @@ def _per_array(value, runs, ndim):
 
 
 def _run_network(problem, optimizer, *, steps, params=None, swept, schedule=None, clip_norm=None, clip_value=None,
-                 seed=0, divergence=1e8, batch_size=32, sharpness_every=None, **hyperparameters):
+                 seed=0, divergence=1e8, batch_size=32, sharpness_every=None, sharpness_iters=None,
+                 **hyperparameters):
     """Train one network, or B copies of it with the (B,) columns of ``swept``: see :func:`run` and :func:`sweep`."""
     if batch_size is not None:
         batch_size = _check_positive_int("batch_size", batch_size)
     if sharpness_every is not None:
         sharpness_every = _check_positive_int("sharpness_every", sharpness_every)
+    if sharpness_iters is not None:
+        sharpness_iters = _check_positive_int("sharpness_iters", sharpness_iters)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     start = problem.init_params(seed) if params is None else params
@@ -396,11 +403,22 @@ def _run_network(problem, optimizer, *, steps, params=None, swept, schedule=None
     grad_norms = np.empty((steps, *batch_shape))
     sharpness_steps = np.arange(0, steps + 1, sharpness_every) if sharpness_every else np.arange(0)
     sharpness = np.empty((sharpness_steps.size, *batch_shape))
+    top_vector = None
+
+    def estimate_sharpness():  # cold: 20 iterations from the seeded start; warm: from the last vector
+        nonlocal top_vector
+        if sharpness_iters is None:
+            return problem.sharpness(params)
+        if top_vector is None:
+            value, top_vector = problem.top_eigenpair(params)
+        else:
+            value, top_vector = problem.top_eigenpair(params, iters=sharpness_iters, start=top_vector)
+        return value
     with np.errstate(all="ignore"):  # diverging runs overflow; they are marked, not warned about
         dead = np.zeros(batch_shape, dtype=bool)
         for t in range(steps):
             if sharpness_every and t % sharpness_every == 0:
-                sharpness[t // sharpness_every] = problem.sharpness(params)
+                sharpness[t // sharpness_every] = estimate_sharpness()
             if schedule is not None:
                 for group, base in zip(opt.param_groups, base_lrs):
                     group["lr"] = base * schedule(t)
@@ -423,7 +441,7 @@ def _run_network(problem, optimizer, *, steps, params=None, swept, schedule=None
         losses[steps] = problem.loss(params, final_batch)
         dead |= ~(np.abs(losses[steps]) <= bound)
         if sharpness_every and steps % sharpness_every == 0:
-            sharpness[-1] = problem.sharpness(params)
+            sharpness[-1] = estimate_sharpness()
         metric = problem.metric(params)
     info = {"f_star": None, "params": params, "metric": metric, "optimizer": opt}
     if sharpness_every:

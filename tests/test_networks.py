@@ -206,6 +206,23 @@ def test_sharpness_is_the_largest_eigenvalue_and_batched():
     assert mlp.sharpness(params, batch, seed=4) == mlp.sharpness(params, batch, seed=4)
 
 
+def test_top_eigenpair_returns_the_unit_vector_and_warm_starts():
+    mlp = DigitsMLP(hidden=(3,))
+    params, batch = mlp.init_params(0), np.arange(40)
+    value, vector = mlp.top_eigenpair(params, batch, iters=200)
+    assert value == mlp.sharpness(params, batch, iters=200)
+    flat = mlp.flatten_params(vector)
+    assert np.linalg.norm(flat) == pytest.approx(1.0, rel=1e-12)
+    hv = mlp.flatten_params(mlp.hvp(params, vector, batch))
+    np.testing.assert_allclose(hv, value * flat, atol=1e-4 * abs(value))   # an eigenvector
+    warm, _ = mlp.top_eigenpair(params, batch, iters=2, start=vector)      # two steps from it suffice
+    assert warm == pytest.approx(value, rel=1e-9)
+    assert abs(mlp.sharpness(params, batch, iters=2) - value) > 1e-3 * abs(value)  # from a random start not
+    runs = mlp.repeat_params(params, 2)
+    with pytest.raises(ValueError, match="start must have the runs of params"):
+        mlp.top_eigenpair(runs, batch, start=vector)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -290,6 +307,20 @@ def test_full_batch_run_records_the_sharpness():
     assert tr.losses[0] == pytest.approx(mlp.loss(mlp.init_params(0)))
 
 
+def test_warm_started_sharpness_follows_the_run():
+    mlp = DigitsMLP(hidden=(4,))
+    options = dict(lr=[0.5, 1.0], batch_size=None, sharpness_every=10)
+    warm = ex.sweep(mlp, "SGD", steps=20, sharpness_iters=3, **options).trajectory.info["sharpness"]
+    cold = ex.sweep(mlp, "SGD", steps=20, **options).trajectory.info["sharpness"]
+    np.testing.assert_array_equal(warm[0], cold[0])   # the first estimate is the cold one
+    assert not np.allclose(warm[1], cold[1])
+    # the second: 3 iterations from the first estimate's vector, at the parameters of step 10
+    start = mlp.repeat_params(mlp.init_params(0), 2)
+    _, vector = mlp.top_eigenpair(start)
+    at_10 = ex.sweep(mlp, "SGD", steps=10, lr=[0.5, 1.0], batch_size=None).trajectory.info["params"]
+    np.testing.assert_allclose(warm[1], mlp.top_eigenpair(at_10, iters=3, start=vector)[0], rtol=1e-12)
+
+
 def test_a_diverging_network_run_is_marked_and_leaves_the_others():
     mlp = DigitsMLP(hidden=(4,), activation="relu")  # unbounded activations: the logits blow up
     result = ex.sweep(mlp, "SGD", steps=30, lr=[0.1, 1e3], batch_size=None)
@@ -300,6 +331,7 @@ def test_a_diverging_network_run_is_marked_and_leaves_the_others():
 @pytest.mark.parametrize("kwargs, message", [
     ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
     ({"sharpness_every": -1}, "sharpness_every must be a positive integer, got -1"),
+    ({"sharpness_every": 5, "sharpness_iters": 0}, "sharpness_iters must be a positive integer, got 0"),
     ({"seed": -1}, "seed must be a non-negative integer, got -1"),
     ({"accumulate": 2}, "accumulate is for vector problems"),
     ({"x0": np.zeros(3)}, "x0 must be a list of parameter arrays"),

@@ -297,19 +297,32 @@ class NetworkProblem:
         The estimate is the Rayleigh quotient :math:`v^\top H v` of the last unit vector, a lower bound of the
         dominant magnitude that converges at the rate :math:`|\lambda_2/\lambda_1|` per iteration.
         """
+        return self.top_eigenpair(params, batch, iters, seed)[0]
+
+    def top_eigenpair(self, params, batch=None, iters=20, seed=0, start=None):
+        """The sharpness, as :meth:`sharpness` computes it, and the unit vector whose Rayleigh quotient it is (a
+        list shaped like ``params``): ``(estimate, vector)``. ``start`` (a list shaped like ``params``, such as
+        the vector of an earlier call) replaces the seeded random start: along a training run the top
+        eigenvector moves little between two estimates, so a few iterations from the last one do the work of
+        many from a random start."""
         params = self._check_params(params)
         iters = _check_int("iters", iters, low=1)
         seed = _check_int("seed", seed, low=0)
         batch_shape = self._batch_shape(params)
-        rng = np.random.default_rng(seed)
-        # one start for every run, so that a run's estimate does not depend on the runs beside it
-        v = [np.broadcast_to(rng.standard_normal(shape).astype(self.dtype), batch_shape + shape)
-             for shape in self.param_shapes]
+        if start is None:
+            rng = np.random.default_rng(seed)
+            # one start for every run, so that a run's estimate does not depend on the runs beside it
+            v = [np.broadcast_to(rng.standard_normal(shape).astype(self.dtype), batch_shape + shape)
+                 for shape in self.param_shapes]
+        else:
+            v = self._check_params(start, "start")
+            if self._batch_shape(v) != batch_shape:
+                raise ValueError(f"start must have the runs of params, {batch_shape}, got {self._batch_shape(v)}")
         for _ in range(iters):
             norm = self._run_norm(v)
             norm = np.where(norm > 0, norm, 1.0)
             v = [a / self._per_run(norm, shape) for a, shape in zip(v, self.param_shapes)]
             hv = self.hvp(params, v, batch)
             estimate = sum((a * b).reshape(batch_shape + (-1,)).sum(axis=-1) for a, b in zip(v, hv))
-            v = hv
-        return estimate
+            v, unit = hv, v
+        return estimate, unit
