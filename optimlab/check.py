@@ -32,6 +32,7 @@ The checks, by chapter:
 12. :func:`newton_schulz`, :func:`muon_update` (Muon, Shampoo and SOAP)
 13. :func:`schedule_free_step`, :func:`average_weights` (Schedule-Free, Prodigy and weight averaging)
 14. :func:`scaled_lr`, :func:`noise_scale` (how hyperparameters scale)
+15. :func:`lr_against_optimizer` (model families; and :func:`paired_difference` of chapter 10)
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ __all__ = [
     "newton_schulz", "muon_update",
     "schedule_free_step", "average_weights",
     "scaled_lr", "noise_scale",
+    "lr_against_optimizer",
 ]
 
 # Tolerances: a correct answer written another way passes; a near-miss separated by the cases does not.
@@ -1970,3 +1972,73 @@ def noise_scale():
     ]
     return _Spec("noise_scale", "fn(per_example_grads) -> B_simple", ("B_simple",), cases, _noise_scale_ref,
                  mistakes, covers="4 to 200 gradients, vectors and a matrix, float32, no noise at all")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Chapter 15: model families
+
+
+def _lr_against_ref(scores, higher_is_better=True):
+    s = np.asarray(scores, dtype=np.float64)
+    spread = (s.max(axis=1) - s.min(axis=1)).min()
+    best = s.max(axis=1) if higher_is_better else s.min(axis=1)
+    return float(spread), float(best.max() - best.min())
+
+
+def _lr_against_variant(spread="least", gap="tuned", flag=True):
+    def measure(scores, higher_is_better=True):
+        s = np.asarray(scores, dtype=np.float64)
+        up = higher_is_better if flag else True
+        ranges = s.max(axis=1) - s.min(axis=1)
+        width = {"least": ranges.min(), "most": ranges.max(), "whole": s.max() - s.min()}[spread]
+        if gap == "mean":
+            best = s.mean(axis=1)
+        elif gap == "shared":   # every contender at the column where the first one is best
+            best = s[:, int(np.argmax(s[0]) if up else np.argmin(s[0]))]
+        else:
+            best = s.max(axis=1) if up else s.min(axis=1)
+        return float(width), float(best.max() - best.min())
+    return measure
+
+
+@_check
+def lr_against_optimizer():
+    """Check ``fn(scores, higher_is_better=True) -> (lr_spread, optimizer_gap)``: does the learning rate matter more
+    than the optimizer? ``scores[i, k]`` is contender i's validation score at the k-th learning rate of its own
+    grid (one row per optimizer, the grids of equal length).
+
+    ``lr_spread`` is how much the score moves over the grid for the *least* sensitive contender: the smallest, over
+    the rows, of max − min along the row. ``optimizer_gap`` is how far apart the contenders are once each is tuned:
+    each row's best score (its maximum, or its minimum when ``higher_is_better`` is False), then the largest best
+    minus the smallest best.
+    """
+    rng = _rng(23)
+    grid = np.arange(5.0)
+    cases = []
+    for what, centres, peaks, width, higher in (
+            ("two optimizers, accuracy (higher is better)", (2.0, 1.0), (0.95, 0.93), (0.08, 0.2), True),
+            ("three optimizers, loss (lower is better)", (1.0, 2.0, 3.0), (0.30, 0.25, 0.41), (0.3, 0.1, 0.5), False),
+            ("two optimizers, one much more forgiving", (2.0, 3.0), (0.88, 0.90), (0.01, 0.3), True),
+            ("two optimizers with their best at different rates, loss", (3.0, 1.0), (1.2, 1.1), (0.4, 0.2), False)):
+        sign = -1.0 if higher else 1.0
+        rows = [p - sign * w * (grid - c) ** 2 + 0.01 * rng.standard_normal(grid.size)
+                for c, p, w in zip(centres, peaks, width)]
+        cases.append(_Case(what, np.array(rows), higher_is_better=higher))
+    cases.append(_Case("seven learning rates, the default higher_is_better",
+                       np.array([[0.2, 0.5, 0.8, 0.9, 0.85, 0.6, 0.1], [0.4, 0.6, 0.7, 0.75, 0.8, 0.7, 0.3]])))
+    mistakes = [
+        _Mistake("lr_spread seems to be the spread of the *most* sensitive contender: take the smallest spread over "
+                 "the rows, so that the learning rate matters even for the most forgiving optimizer.",
+                 _lr_against_variant(spread="most"), on=(0,)),
+        _Mistake("lr_spread seems to be max − min of the whole table: measure it along each row (one optimizer "
+                 "over its own grid), then take the smallest.", _lr_against_variant(spread="whole"), on=(0,)),
+        _Mistake("optimizer_gap seems to compare the contenders at one shared learning rate: compare each at its "
+                 "own best, the maximum (or minimum) of its row.", _lr_against_variant(gap="shared"), on=(1,)),
+        _Mistake("optimizer_gap seems to use each row's mean over the grid: a tuned optimizer is scored at its "
+                 "best learning rate, the row's maximum (or minimum).", _lr_against_variant(gap="mean"), on=(1,)),
+        _Mistake("With higher_is_better=False the best score of a row is its minimum (a loss), not its maximum.",
+                 _lr_against_variant(flag=False), on=(1,)),
+    ]
+    return _Spec("lr_against_optimizer", "fn(scores, higher_is_better=True) -> (lr_spread, optimizer_gap)",
+                 ("lr_spread", "optimizer_gap"), cases, _lr_against_ref, mistakes,
+                 covers="two and three optimizers, five and seven rates, accuracies and losses, the default flag")

@@ -198,6 +198,12 @@ def noise_scale(per_example_grads):
     return trace / (mean @ mean - trace / len(g))
 
 
+def lr_against_optimizer(scores, higher_is_better=True):
+    spreads = [max(row) - min(row) for row in scores]
+    bests = [max(row) if higher_is_better else min(row) for row in scores]
+    return min(spreads), max(bests) - min(bests)
+
+
 ANSWERS = {name: globals()[name] for name in check.__all__}
 
 
@@ -470,6 +476,12 @@ MISTAKES = [
         np.reshape(g, (len(g), -1))), "‖ḡ‖² − tr Σ/n"),
     ("noise_scale", lambda g: noise_scale(g) / len(g), "noise of the *mean* gradient"),
     ("noise_scale", lambda g: 1 / noise_scale(g), "upside down"),
+    ("lr_against_optimizer", lambda s, higher_is_better=True: (max(np.ptp(s, axis=1)),
+                                                               lr_against_optimizer(s, higher_is_better)[1]),
+     "most* sensitive"),
+    ("lr_against_optimizer", lambda s, higher_is_better=True: (lr_against_optimizer(s, higher_is_better)[0],
+                                                               np.ptp(np.mean(s, axis=1))), "row's mean"),
+    ("lr_against_optimizer", lambda s, higher_is_better=True: lr_against_optimizer(s), "not its maximum"),
 ]
 
 
@@ -486,7 +498,7 @@ def test_an_answer_written_independently_passes(capsys, name):
 
 def test_every_check_has_an_answer_here_and_two_per_chapter():
     assert set(ANSWERS) == set(check.__all__)
-    assert len(check.__all__) == 29
+    assert len(check.__all__) == 30
     for name in check.__all__:
         assert f":func:`{name}`" in check.__doc__
 
