@@ -7,8 +7,9 @@ Q_L, Q_R their eigenbases, O = NS₅(·) the Newton–Schulz orthogonalisation.
 These rules see a whole matrix at once (a norm, a matrix product, an eigendecomposition), so they set
 ``elementwise = False``: each parameter is updated on its own, never flattened together with others nor split
 into chunks (see :class:`optimlab._base.Optimizer`). Muon, Shampoo and SOAP take 2-D parameters only (a
-ValueError otherwise); the usual split gives them the hidden weight matrices and AdamW the rest (embeddings,
-biases, gains, the output head), as two optimizers or as parameter groups of a model. ``lr`` and
+ValueError otherwise; Muon also takes a stack (..., m, n) of matrices, one per run of a sweep); the usual split
+gives them the hidden weight matrices and AdamW the rest (embeddings, biases, gains, the output head), as two
+optimizers or as parameter groups of a model. ``lr`` and
 ``weight_decay`` may be arrays that broadcast against a parameter (they scale the update elementwise); every
 other hyperparameter enters the matrix arithmetic and must be a number.
 """
@@ -102,15 +103,17 @@ class _MatrixOptimizer(Optimizer):
 
     elementwise = False
     two_d = True
+    stacked = False   # True: also (..., m, n), a stack of matrices updated one by one (runs of a sweep)
 
     def _check_group(self, group, prefix):
         if not self.two_d:
             return
         label = prefix.format("params").replace("param_groups[0]['params']", "params")   # as _base labels them
+        also = " (or stacks of them, (..., m, n), one matrix per run)" if self.stacked else ""
         for i, p in enumerate(group.get("params", ())):
-            if p.ndim != 2:
+            if p.ndim != 2 and not (self.stacked and p.ndim > 2):
                 raise ValueError(f"{label}[{i}] has shape {p.shape}: {type(self).__name__} updates 2-D matrices "
-                                 f"only; give vectors, scalars and tensors to another optimizer (AdamW)")
+                                 f"only{also}; give vectors, scalars and tensors to another optimizer (AdamW)")
 
 
 def split_hidden_matrices(params, head=()):
@@ -138,15 +141,19 @@ def newton_schulz(x, coefficients=NS_COEFFICIENTS, steps=5, eps=1e-7):
     X ← x/max(‖x‖_F, ε) (wide orientation: transposed when x has more rows than columns), then ``steps`` times
     X ← aX + (bA + cA²)X with A = XXᵀ. The coefficients (3.4445, −4.7750, 2.0315) make the slope at zero large,
     so the singular values land in about [0.7, 1.2] after five steps instead of exactly 1. Jordan et al. (2024).
+    A stack of matrices (..., m, n) is orthogonalised matrix by matrix (each normalised by its own norm).
     """
     a, b, c = coefficients
-    tall = x.shape[0] > x.shape[1]
-    X = x.T if tall else x
-    X = X / max(float(np.linalg.norm(X)), eps)
+    tall = x.shape[-2] > x.shape[-1]
+    X = np.swapaxes(x, -1, -2) if tall else x
+    if X.ndim == 2:
+        X = X / max(float(np.linalg.norm(X)), eps)
+    else:
+        X = X / np.maximum(np.linalg.norm(X, axis=(-2, -1), keepdims=True), eps)
     for _ in range(steps):
-        A = X @ X.T
+        A = X @ np.swapaxes(X, -1, -2)
         X = a * X + (b * A + c * (A @ A)) @ X
-    return X.T if tall else X
+    return np.swapaxes(X, -1, -2) if tall else X
 
 
 class Muon(_MatrixOptimizer):
@@ -166,8 +173,11 @@ class Muon(_MatrixOptimizer):
     Jordan et al. (2024), *Muon: an optimizer for hidden layers*; Liu et al. (2025), *Muon is scalable for LLM
     training* (the AdamW-matched scale); ``torch.optim.Muon``.
 
+    A parameter of shape (..., m, n) is a stack of m×n matrices, each updated as its own parameter (its own
+    normalisation and η′): B runs of a sweep in one array, with ``lr`` and ``weight_decay`` of shape (B, 1, 1).
+
     Args:
-        params: 2-D arrays (or parameter groups of them).
+        params: 2-D arrays, or stacks of them (..., m, n) (or parameter groups of them).
         lr: η (default 1e-3). weight_decay: λ, decoupled, times η (default 0.1).
         momentum: β in [0, 1] (default 0.95). nesterov: use the look-ahead u (default True).
         ns_coefficients: (a, b, c) of the quintic iteration. eps: ε of the normalisation (default 1e-7).
@@ -185,6 +195,7 @@ class Muon(_MatrixOptimizer):
         "adjust_lr_fn": (None, one_of(None, "original", "match_rms_adamw")),
     }
     decay = "decoupled"
+    stacked = True
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None):
@@ -200,7 +211,7 @@ class Muon(_MatrixOptimizer):
         ema(m, g, beta, tmp[0])                                   # m ← m + (1−β)(g − m)
         u = g + beta * (m - g) if h["nesterov"] else m            # u ← (1−β)g + βm
         O = newton_schulz(u, h["ns_coefficients"], h["ns_steps"], h["eps"])
-        rows, cols = theta.shape
+        rows, cols = theta.shape[-2:]
         scale = 0.2 * max(rows, cols) ** 0.5 if h["adjust_lr_fn"] == "match_rms_adamw" else \
             max(1.0, rows / cols) ** 0.5
         theta -= (h["lr"] * scale) * O                            # θ ← θ − η′O  (θ(1 − ηλ) done before)

@@ -99,6 +99,8 @@ def test_float32_stays_float32(name):
 @pytest.mark.parametrize("name", ["Muon", "Shampoo", "SOAP"])
 @pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])
 def test_matrix_only_optimizers_refuse_other_shapes(name, shape):
+    if name == "Muon" and len(shape) > 2:
+        pytest.skip("Muon takes stacks of matrices (test_muon_on_a_stack_is_muon_on_each_matrix)")
     with pytest.raises(ValueError, match=re.escape(f"params[1] has shape {shape}: {name} updates 2-D matrices only")):
         getattr(ol, name)([np.zeros((2, 2)), np.zeros(shape)])
     opt = getattr(ol, name)([np.zeros((2, 2))])
@@ -190,6 +192,36 @@ def test_array_learning_rates_scale_the_update_elementwise(name):
     for i in range(3):
         np.testing.assert_allclose(theta[i], runs[i][i], rtol=1e-13, atol=1e-15)
     assert not np.allclose(theta[0], runs[1][0])
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (5, 2), (4, 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_muon_on_a_stack_is_muon_on_each_matrix(shape, dtype):
+    """A (2, 3, m, n) parameter is six runs: each matrix moves as a 2-D Muon with its own η and λ moves it (own
+    normalisation, η′ from (m, n)), over steps, with and without Nesterov, under both conventions."""
+    rng = np.random.default_rng(12)
+    lead = (2, 3)
+    lrs = rng.uniform(0.005, 0.05, lead + (1, 1))
+    wds = rng.uniform(0.0, 0.2, lead + (1, 1))
+    for options in (dict(), dict(nesterov=False, adjust_lr_fn="match_rms_adamw", momentum=0.8)):
+        theta = rng.standard_normal(lead + shape).astype(dtype)
+        alone = [theta[i, j].copy() for i in range(2) for j in range(3)]
+        opt = ol.Muon([theta], lr=lrs, weight_decay=wds, **options)
+        opts = [ol.Muon([alone[3 * i + j]], lr=float(lrs[i, j, 0, 0]), weight_decay=float(wds[i, j, 0, 0]),
+                        **options) for i in range(2) for j in range(3)]
+        for _ in range(5):
+            # gradients of very different sizes per run: each is normalised by its own norm
+            g = (rng.standard_normal(lead + shape) * np.logspace(-3, 3, 6).reshape(lead + (1, 1))).astype(dtype)
+            opt.step([g])
+            for k, o in enumerate(opts):
+                o.step([g[k // 3, k % 3].copy()])
+        assert theta.dtype == dtype
+        tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+        for k in range(6):
+            np.testing.assert_allclose(theta[k // 3, k % 3], alone[k], **tolerance)
+    X = rng.standard_normal((4,) + shape)
+    np.testing.assert_allclose(ol.matrix.newton_schulz(X), [ol.matrix.newton_schulz(x) for x in X],
+                               rtol=1e-12, atol=1e-14)
 
 
 def test_newton_schulz_orthogonalises():
