@@ -27,6 +27,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -228,6 +229,38 @@ class PageVisit:
             self.failed_requests.append(f"{url} ({reason})")
 
 
+class NetworkWatch:
+    """The requests a page has in flight, to wait until the page is quiet.
+
+    Playwright's ``wait_for_load_state("networkidle")`` never returns for a page whose resources all came from
+    the cache of a page visited before it in the same browser (seen with Chromium 156: nothing in flight, and
+    no idle event), so the tests count requests themselves."""
+
+    def __init__(self, page):
+        self.pending: set = set()
+        self.changed = time.monotonic()
+        page.on("request", self._start)
+        page.on("requestfinished", self._end)
+        page.on("requestfailed", self._end)
+
+    def _start(self, request):
+        self.pending.add(request)
+        self.changed = time.monotonic()
+
+    def _end(self, request):
+        self.pending.discard(request)
+        self.changed = time.monotonic()
+
+    def wait_until_quiet(self, page, quiet_ms: int = 500, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+        """Return once no request has been in flight for ``quiet_ms``; raise after ``timeout_ms``."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.pending or time.monotonic() - self.changed < quiet_ms / 1000:
+            if time.monotonic() > deadline:
+                urls = sorted(r.url[:120] for r in self.pending)
+                raise PlaywrightTimeout(f"{page.url}: requests still in flight after {timeout_ms} ms: {urls}")
+            page.wait_for_timeout(50)  # Playwright delivers the page's events while it waits
+
+
 def _open(context, url: str) -> tuple:
     """Open a page with its failures recorded. The browser resolves no host but 127.0.0.1 (tests/conftest.py),
     so a request that would leave the machine fails, and is recorded, like any other failed request."""
@@ -244,6 +277,7 @@ def _open(context, url: str) -> tuple:
             visit.fail_request(message.location.get("url", ""), message.text)
 
     page.on("request", leaves_machine)
+    network = NetworkWatch(page)
     page.on("requestfailed", lambda r: visit.fail_request(r.url, r.failure or "failed"))
     page.on("response", lambda r: r.status >= 400 and visit.fail_request(r.url, f"HTTP {r.status}"))
     page.on("pageerror", lambda e: visit.page_errors.append(e.message))
@@ -256,7 +290,7 @@ def _open(context, url: str) -> tuple:
         page.wait_for_function(f"() => ({UNRENDERED_WIDGETS})() === 0", timeout=WIDGET_TIMEOUT_MS)
     except PlaywrightTimeout:
         pass  # counted below and reported by test_page_loads_cleanly
-    page.wait_for_load_state("networkidle")
+    network.wait_until_quiet(page)
     visit.unrendered_widgets = page.evaluate(UNRENDERED_WIDGETS)
     page.evaluate("() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null")
     return page, visit

@@ -29,6 +29,7 @@ from tests.test_book import (  # noqa: F401 - built_book and server are fixtures
     PAGES,
     UNRENDERED_WIDGETS,
     WIDGET_TIMEOUT_MS,
+    NetworkWatch,
     _unavailable,
     built_book,
     server,
@@ -172,6 +173,7 @@ def _look(context, url: str, page_name: str, width: int) -> Layout:
     page.on("console", lambda m: m.type == "error" and result.errors.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: result.errors.append(f"page error: {e.message}"))
     page.set_default_timeout(PAGE_TIMEOUT_MS)
+    network = NetworkWatch(page)
     try:
         page.goto(url, wait_until="load")
         page.evaluate("() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null")
@@ -179,7 +181,7 @@ def _look(context, url: str, page_name: str, width: int) -> Layout:
             page.wait_for_function(f"() => ({UNRENDERED_WIDGETS})() === 0", timeout=WIDGET_TIMEOUT_MS)
         except PlaywrightTimeout:
             result.errors.append("widgets did not render")
-        page.wait_for_load_state("networkidle")
+        network.wait_until_quiet(page)
         page.evaluate("() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null")
         page.evaluate("() => Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
         result.facts = page.evaluate(SURVEY, [BLOCKS])
