@@ -8,6 +8,10 @@
   :func:`grid` does the same over the product of two (or more) hyperparameter axes and returns a map of final
   losses with the diverged runs marked, ready to put next to a theoretical stability boundary.
 
+* :func:`compare_muon_adamw` is the muon chapter's protocol for comparing Muon (on a network's hidden matrices,
+  with AdamW on the rest) with AdamW on everything: a learning rate tuned for each on a validation split, then
+  paired test runs with fresh seeds; :func:`rerun_muon_adamw` is its second half, at given rates.
+
 Problems follow the protocol of :mod:`optimlab.problems`: ``loss(x, t)`` and ``grad(x, t, rng)`` on points of
 shape (..., dim). The networks (:class:`~optimlab.problems.DigitsMLP`, :class:`~optimlab.problems.DigitsCNN`,
 :class:`~optimlab.problems.AddingGRU`, ...) are run too: their parameters are a list of arrays, trained on
@@ -34,8 +38,10 @@ import numpy as np
 
 from . import optimizers, schedule_free
 from .clipping import clip_by_norm_, clip_grad_value_
+from .matrix import Muon
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "run", "sweep", "grid", "Trajectory", "SweepResult"]
+__all__ = ["OPTIMIZERS", "make_optimizer", "run", "sweep", "grid", "Trajectory", "SweepResult", "holdout",
+           "train_muon_adamw", "rerun_muon_adamw", "compare_muon_adamw"]
 
 # name -> (class, the defaults the course uses for that name beyond torch's)
 OPTIMIZERS = {
@@ -464,3 +470,105 @@ def grid(problem, optimizer="SGD", *, steps=100, x0=None, **axes_and_hyperparame
     shape = tuple(len(v) for v in axes.values())
     final = result.final_loss.reshape(shape)
     return axes, final, np.asarray(result.diverged).reshape(shape), result
+
+
+# Muon + AdamW against AdamW on a network: the muon chapter's protocol. Lines of the functions a chapter prints
+# stay within 88 characters (phones).
+
+
+def holdout(net):
+    """A fifth of a network problem's training rows for validation, the rest to train
+    on: ``(val, fit)``, each sorted."""
+    rows = np.random.default_rng(0).permutation(net.n_train)
+    return np.sort(rows[:net.n_train // 5]), np.sort(rows[net.n_train // 5:])
+
+
+def _minibatches(seed, rows, epochs, size):
+    """The seed's shuffled minibatches of `rows`, epoch after epoch (the last partial one dropped)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(rows)
+        for i in range(0, len(order) - size + 1, size):
+            yield order[i:i + size]
+
+
+def _runs_of(values, array):
+    """One value per run, shaped to broadcast against a stack of runs."""
+    return np.reshape(values, (-1,) + (1,) * (array.ndim - 1))
+
+
+def train_muon_adamw(net, hidden, lrs, seeds, rows, epochs, batch_size, *,
+                     weight_decay=0.1, adjust_lr_fn="match_rms_adamw"):
+    """One network per (contender, seed, η), all in one stack of runs. Contender 0
+    is AdamW on every array; contender 1 is Muon on the arrays `hidden` and AdamW
+    on the rest, one η for both; lrs[c] are contender c's rates. A seed sets the
+    start and the minibatches (of `rows`, training rows), the same for both
+    contenders: the runs are paired. Returns the parameters, each array stacked
+    (2 · seeds · rates, ...), contender-major, then seed, then rate."""
+    seeds = list(seeds)
+    n, S = len(lrs[0]), len(seeds)
+    starts = [net.init_params(seed) for seed in seeds]
+    runs = [start for _ in range(2) for start in starts for _ in range(n)]
+    params = [np.stack(arrays) for arrays in zip(*runs)]
+    eta = [np.tile(np.asarray(lr, dtype=float), S) for lr in lrs]  # each run's η
+    alone, mixed = slice(0, S * n), slice(S * n, 2 * S * n)
+    rest = [i for i in range(len(params)) if i not in hidden]
+    parts = {optimizers.AdamW: [(i, alone, eta[0]) for i in range(len(params))]
+             + [(i, mixed, eta[1]) for i in rest],
+             Muon: [(i, mixed, eta[1]) for i in hidden]}
+    opts = []
+    for cls, part in parts.items():             # one parameter group per array
+        groups = [{"params": [params[i][r]], "lr": _runs_of(lr, params[i])}
+                  for i, r, lr in part]
+        scale = {"adjust_lr_fn": adjust_lr_fn} if cls is Muon else {}
+        opts.append((cls(groups, weight_decay=weight_decay, **scale), part))
+    of_seed = [np.r_[s * n:(s + 1) * n, (S + s) * n:(S + s + 1) * n]
+               for s in range(S)]
+    grads = [np.empty_like(p) for p in params]
+    for batches in zip(*(_minibatches(s, rows, epochs, batch_size) for s in seeds)):
+        for runs, batch in zip(of_seed, batches):    # each seed its own minibatch
+            for g, part in zip(grads, net.loss_and_grads(
+                    [p[runs] for p in params], batch)[1]):
+                g[runs] = part
+        for opt, part in opts:
+            opt.step([grads[i][r] for i, r, _ in part])
+    return params
+
+
+def _scores(net, params, val):
+    """Each run's validation and test metric: the fraction of examples entirely
+    right (an image's class; every token of a sequence)."""
+    right = net.logits(params, net.X_train[val]).argmax(-1) == net.y_train[val]
+    right = right.reshape(right.shape[:2] + (-1,)).all(-1).mean(-1)
+    return right, net.metric(params)
+
+
+def rerun_muon_adamw(net, hidden, lrs, test_seeds, epochs, batch_size, **options):
+    """The test phase: AdamW at η = lrs[0] and Muon + AdamW at lrs[1], trained
+    with `test_seeds` (paired) on the rows outside the validation split, scored on
+    the test set. Returns the test metric (2, test seeds). `options` go to
+    :func:`train_muon_adamw` (``weight_decay``, ``adjust_lr_fn``)."""
+    val, fit = holdout(net)
+    rates = ([lrs[0]], [lrs[1]])
+    params = train_muon_adamw(net, hidden, rates, test_seeds, fit, epochs,
+                              batch_size, **options)
+    return _scores(net, params, val)[1].reshape(2, -1)
+
+
+def compare_muon_adamw(net, hidden, lrs, seeds, test_seeds, epochs, batch_size,
+                       **options):
+    """The protocol. A fifth of the training rows is held out for validation;
+    every η of `lrs` is run for both contenders with `seeds`, and each chooses
+    the η of best mean validation metric (the first, on a tie); the two chosen
+    configurations are rerun, paired, with fresh `test_seeds` and scored on the
+    test set. Returns the validation metric (2, seeds, lrs), the chosen indices
+    (2,) and the test metric (2, test seeds)."""
+    lrs, seeds = np.asarray(lrs, dtype=float), list(seeds)
+    val, fit = holdout(net)
+    tuning = train_muon_adamw(net, hidden, (lrs, lrs), seeds, fit, epochs,
+                              batch_size, **options)
+    validation = _scores(net, tuning, val)[0].reshape(2, len(seeds), len(lrs))
+    chosen = validation.mean(axis=1).argmax(axis=1)
+    test = rerun_muon_adamw(net, hidden, lrs[chosen], test_seeds, epochs, batch_size,
+                            **options)
+    return validation, chosen, test
