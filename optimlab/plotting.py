@@ -431,6 +431,10 @@ def _place_legends(fig: Figure, *, outside: bool, dpi: float | None = None) -> b
     fig._optimlab_legends = True
     if not any(ax.get_legend() is not None for ax in fig.axes):
         return False
+    # Beside the axes only on a figure of one panel: in a row of panels a legend moved out squeezes its own
+    # panel and runs into the next one, so there it takes the place inside that covers the fewest points.
+    panels = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    outside = outside and len(panels) == 1
     saved = fig.dpi
     fig.dpi = saved if dpi is None else dpi
     try:

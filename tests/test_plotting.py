@@ -461,6 +461,20 @@ def test_legend_goes_beside_the_axes_when_every_place_inside_holds_data():
     assert plotting.place_legend(fig.add_subplot(212)) is None   # no legend, nothing to do
 
 
+def test_legend_stays_inside_its_panel_when_the_figure_has_several():
+    fig = plotting.figure(8, 3)
+    left, right = fig.subplots(1, 2)
+    x = np.linspace(0, 1, 400)
+    for k in range(12):
+        left.plot(x, np.full_like(x, k), label=f"line {k}")
+    right.plot(x, x)
+    left.legend(loc="upper right")
+    plotting.to_png(fig)
+    box = left.get_legend().get_window_extent(fig._get_renderer())
+    assert box.x1 <= left.get_window_extent().x1 + 1   # inside its own panel, not beside it
+    assert left.get_window_extent().width > 0.95 * right.get_window_extent().width   # the panel not squeezed
+
+
 def test_text_is_never_below_the_minimum_size():
     assert plotting.min_font_size(4.8) == 8.0
     # on a phone's column text of the minimum size is PHONE_TEXT_PX high
