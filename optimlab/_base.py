@@ -592,7 +592,8 @@ class Optimizer:
 
     def _step(self, grads, **extra):
         for gi, unit, g in self._units_with_grads(grads):
-            self._update(unit, self.param_groups[gi], g, extra, self._checked[gi], self._array_hyper[gi])
+            self._update(unit, self.param_groups[gi], g, extra,
+                         self._checked[gi], self._array_hyper[gi])
 
     def _units_with_grads(self, grads=None):
         """(group index, unit, its gradient) for every unit a step updates: a flat group as one unit when every

@@ -120,25 +120,32 @@ def _total_norm(grads, p):
 
 
 def clip_grad_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
-    """Scale every gradient in place by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the global norm; returns ‖g‖.
+    """Scale every gradient in place by min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖ the
+    global norm; returns ‖g‖.
 
-    Exactly ``torch.nn.utils.clip_grad_norm_``: the total is the norm of the per-array norms; every array is
-    multiplied (by 1 when the norm is already small); a NaN or infinite total raises a ValueError with
-    ``error_if_nonfinite=True``, and otherwise propagates (a NaN total turns every gradient into NaN).
-    ``None`` entries are skipped.
+    Exactly ``torch.nn.utils.clip_grad_norm_``: the total is the norm of the
+    per-array norms; every array is multiplied (by 1 when the norm is already
+    small); a NaN or infinite total raises a ValueError with
+    ``error_if_nonfinite=True``, and otherwise propagates (a NaN total turns every
+    gradient into NaN). ``None`` entries are skipped.
     """
     _check_bound("max_norm", max_norm, array=False)
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
-        raise TypeError(f"error_if_nonfinite must be True or False, got {error_if_nonfinite!r}")
+        raise TypeError("error_if_nonfinite must be True or False, "
+                        f"got {error_if_nonfinite!r}")
     p = _norm_type(norm_type)
     grads = _as_grad_list(grads)
     if not grads:
         return 0.0
     total = _total_norm(grads, p)
     if error_if_nonfinite and not math.isfinite(total):
-        raise ValueError(f"the total norm of order {norm_type} of the gradients is {total}: "
-                         "not finite, so they cannot be clipped (error_if_nonfinite=True)")
-    coef = min(float(max_norm) / (total + _EPS), 1.0) if not math.isnan(total) else math.nan
+        raise ValueError(f"the total norm of order {norm_type} of the gradients is "
+                         f"{total}: not finite, so they cannot be clipped "
+                         "(error_if_nonfinite=True)")
+    if math.isnan(total):
+        coef = math.nan
+    else:
+        coef = min(float(max_norm) / (total + _EPS), 1.0)
     for g in grads:
         g *= coef
     return total
@@ -210,32 +217,42 @@ class GradientAccumulator:
             weight = 1.0
         check_number("weight", weight, array=False, numpy_ints=True)
         if not weight > 0:
-            raise ValueError(f"weight must be a positive finite number, got {weight!r}")
+            raise ValueError("weight must be a positive finite number, "
+                             f"got {weight!r}")
         weight = float(weight)  # (a size counted by numpy is an np.int64)
         if self.ready:
-            raise ValueError(f"the accumulator already holds k={self.k} micro-batches: call pop() first")
+            raise ValueError(f"the accumulator already holds k={self.k} "
+                             "micro-batches: call pop() first")
         if isinstance(grads, (list, tuple)) and any(g is None for g in grads):
-            raise TypeError("grads must be numpy arrays, not None: every micro-batch has every gradient")
+            raise TypeError("grads must be numpy arrays, not None: "
+                            "every micro-batch has every gradient")
         grads = _as_grad_list(grads, writeable=False)
         if self._sum is not None:
             if len(grads) != len(self._sum):
-                raise ValueError(f"grads has {len(grads)} arrays, earlier micro-batches had {len(self._sum)}")
+                raise ValueError(f"grads has {len(grads)} arrays, "
+                                 f"earlier micro-batches had {len(self._sum)}")
             for i, (g, s) in enumerate(zip(grads, self._sum)):
                 if g.shape != s.shape:
-                    raise ValueError(f"grads[{i}] has shape {g.shape}, earlier micro-batches had {s.shape}")
+                    raise ValueError(f"grads[{i}] has shape {g.shape}, "
+                                     f"earlier micro-batches had {s.shape}")
             for g, s in zip(grads, self._sum):
                 s += weight * g
         else:
-            # the sum is kept in float32 at least (float16 sums lose the small micro-batches)
-            self._sum = [np.multiply(g, weight, dtype=np.promote_types(g.dtype, np.float32)) for g in grads]
+            # the sum is kept in float32 at least (float16 sums lose the small
+            # micro-batches)
+            self._sum = [np.multiply(g, weight,
+                                     dtype=np.promote_types(g.dtype, np.float32))
+                         for g in grads]
             self._dtypes = [g.dtype for g in grads]
         self._weight += weight
         self.count += 1
 
     def pop(self):
-        """The weighted mean of the accumulated gradients; empties the accumulator."""
+        """Weighted mean of the accumulated gradients; empties the accumulator."""
         if self.count == 0:
-            raise ValueError("the accumulator is empty: add() at least one micro-batch before pop()")
-        mean = [(s / self._weight).astype(d, copy=False) for s, d in zip(self._sum, self._dtypes)]
+            raise ValueError("the accumulator is empty: "
+                             "add() at least one micro-batch before pop()")
+        mean = [(s / self._weight).astype(d, copy=False)
+                for s, d in zip(self._sum, self._dtypes)]
         self._sum, self._weight, self.count = None, 0.0, 0
         return mean

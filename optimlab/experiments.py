@@ -569,6 +569,6 @@ def compare_muon_adamw(net, hidden, lrs, seeds, test_seeds, epochs, batch_size,
                               batch_size, **options)
     validation = _scores(net, tuning, val)[0].reshape(2, len(seeds), len(lrs))
     chosen = validation.mean(axis=1).argmax(axis=1)
-    test = rerun_muon_adamw(net, hidden, lrs[chosen], test_seeds, epochs, batch_size,
-                            **options)
+    test = rerun_muon_adamw(net, hidden, lrs[chosen], test_seeds, epochs,
+                            batch_size, **options)
     return validation, chosen, test

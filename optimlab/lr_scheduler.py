@@ -999,7 +999,8 @@ class CosineAnnealingLR(LRScheduler):
             return lr
         if (k - 1 - T) % (2 * T) == 0:
             return lr + (base_lr - eta_min) * (1 - math.cos(math.pi / T)) / 2
-        ratio = (1 + math.cos(math.pi * k / T)) / (1 + math.cos(math.pi * (k - 1) / T))
+        ratio = ((1 + math.cos(math.pi * k / T))
+                 / (1 + math.cos(math.pi * (k - 1) / T)))
         return ratio * (lr - eta_min) + eta_min
 
     def _schedule(self, base_lr):

@@ -136,12 +136,15 @@ def _matrices(shape):
 
 
 def newton_schulz(x, coefficients=NS_COEFFICIENTS, steps=5, eps=1e-7):
-    """O = NS₅(x): the quintic Newton–Schulz iteration that maps x = USVᵀ to about UVᵀ, in x's dtype.
+    """O = NS₅(x): the quintic Newton–Schulz iteration that maps x = USVᵀ to about
+    UVᵀ, in x's dtype.
 
-    X ← x/max(‖x‖_F, ε) (wide orientation: transposed when x has more rows than columns), then ``steps`` times
-    X ← aX + (bA + cA²)X with A = XXᵀ. The coefficients (3.4445, −4.7750, 2.0315) make the slope at zero large,
-    so the singular values land in about [0.7, 1.2] after five steps instead of exactly 1. Jordan et al. (2024).
-    A stack of matrices (..., m, n) is orthogonalised matrix by matrix (each normalised by its own norm).
+    X ← x/max(‖x‖_F, ε) (wide orientation: transposed when x has more rows than
+    columns), then ``steps`` times X ← aX + (bA + cA²)X with A = XXᵀ. The
+    coefficients (3.4445, −4.7750, 2.0315) make the slope at zero large, so the
+    singular values land in about [0.7, 1.2] after five steps instead of exactly 1.
+    Jordan et al. (2024). A stack of matrices (..., m, n) is orthogonalised matrix
+    by matrix (each normalised by its own norm).
     """
     a, b, c = coefficients
     tall = x.shape[-2] > x.shape[-1]
@@ -208,13 +211,16 @@ class Muon(_MatrixOptimizer):
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
         m, beta = s["momentum_buffer"], h["momentum"]
-        ema(m, g, beta, tmp[0])                                   # m ← m + (1−β)(g − m)
-        u = g + beta * (m - g) if h["nesterov"] else m            # u ← (1−β)g + βm
+        ema(m, g, beta, tmp[0])                             # m ← m + (1−β)(g − m)
+        u = g + beta * (m - g) if h["nesterov"] else m      # u ← (1−β)g + βm
         O = newton_schulz(u, h["ns_coefficients"], h["ns_steps"], h["eps"])
         rows, cols = theta.shape[-2:]
-        scale = 0.2 * max(rows, cols) ** 0.5 if h["adjust_lr_fn"] == "match_rms_adamw" else \
-            max(1.0, rows / cols) ** 0.5
-        theta -= (h["lr"] * scale) * O                            # θ ← θ − η′O  (θ(1 − ηλ) done before)
+        if h["adjust_lr_fn"] == "match_rms_adamw":
+            scale = 0.2 * max(rows, cols) ** 0.5
+        else:
+            scale = max(1.0, rows / cols) ** 0.5
+        # θ ← θ − η′O  (θ(1 − ηλ) done before)
+        theta -= (h["lr"] * scale) * O
 
 
 def _rms(x) -> float:
@@ -341,13 +347,16 @@ class Shampoo(_MatrixOptimizer):
     @staticmethod
     def rule(theta, g, s, tmp, t, h):
         L, R = s["L"], s["R"]
-        L += g @ g.T                                                     # L ← L + ggᵀ
-        R += g.T @ g                                                     # R ← R + gᵀg
+        L += g @ g.T                                    # L ← L + ggᵀ
+        R += g.T @ g                                    # R ← R + gᵀg
         if (t - 1) % h["precondition_frequency"] == 0:
             eps = h["eps"]
-            s["L_inv_root"][...] = _inverse_root(L + eps * np.eye(len(L), dtype=L.dtype), 4)
-            s["R_inv_root"][...] = _inverse_root(R + eps * np.eye(len(R), dtype=R.dtype), 4)
-        theta -= h["lr"] * (s["L_inv_root"] @ g @ s["R_inv_root"])       # θ ← θ − η L^{−1/4} g R^{−1/4}
+            L_eps = L + eps * np.eye(len(L), dtype=L.dtype)  # L + εI
+            R_eps = R + eps * np.eye(len(R), dtype=R.dtype)  # R + εI
+            s["L_inv_root"][...] = _inverse_root(L_eps, 4)   # (L + εI)^{−1/4}
+            s["R_inv_root"][...] = _inverse_root(R_eps, 4)   # (R + εI)^{−1/4}
+        # θ ← θ − η L^{−1/4} g R^{−1/4}
+        theta -= h["lr"] * (s["L_inv_root"] @ g @ s["R_inv_root"])
 
 
 def _eigenbasis(M):
@@ -409,21 +418,25 @@ class SOAP(_MatrixOptimizer):
     def rule(theta, g, s, tmp, t, h):
         (beta1, beta2), lr = h["betas"], h["lr"]
         beta_s = beta2 if h["shampoo_beta"] is None else h["shampoo_beta"]
-        m, v, L, R, QL, QR = (s[k] for k in ("exp_avg", "exp_avg_sq", "L", "R", "Q_L", "Q_R"))
+        keys = ("exp_avg", "exp_avg_sq", "L", "R", "Q_L", "Q_R")
+        m, v, L, R, QL, QR = (s[k] for k in keys)
         if t > 1:
             k = t - 1
-            m += (1 - beta1) * (g - m)                                    # m ← β₁m + (1−β₁)g
-            v += (1 - beta2) * ((QL.T @ g @ QR) ** 2 - v)                 # v ← β₂v + (1−β₂)g'²
-            n = QL @ ((QL.T @ m @ QR) / (np.sqrt(v) + h["eps"])) @ QR.T   # n ← Q_L (m'/(√v + ε)) Q_Rᵀ
+            m += (1 - beta1) * (g - m)                      # m ← β₁m + (1−β₁)g
+            v += (1 - beta2) * ((QL.T @ g @ QR) ** 2 - v)   # v ← β₂v + (1−β₂)g'²
+            # n ← Q_L (m'/(√v + ε)) Q_Rᵀ
+            n = QL @ ((QL.T @ m @ QR) / (np.sqrt(v) + h["eps"])) @ QR.T
             theta -= lr * ((1 - beta2**k) ** 0.5 / (1 - beta1**k)) * n
-            theta *= 1 - lr * h["weight_decay"]                           # θ ← θ(1 − ηλ)
-        L += (1 - beta_s) * (g @ g.T - L)                                 # L ← β_s L + (1−β_s)ggᵀ
-        R += (1 - beta_s) * (g.T @ g - R)                                 # R ← β_s R + (1−β_s)gᵀg
+            theta *= 1 - lr * h["weight_decay"]             # θ ← θ(1 − ηλ)
+        L += (1 - beta_s) * (g @ g.T - L)                   # L ← β_s L + (1−β_s)ggᵀ
+        R += (1 - beta_s) * (g.T @ g - R)                   # R ← β_s R + (1−β_s)gᵀg
         if t == 1:
             QL[...], QR[...] = _eigenbasis(L), _eigenbasis(R)
         elif (t - 1) % h["precondition_frequency"] == 0:
-            for axis, (P, Q) in enumerate(((L, QL), (R, QR))):           # one power iteration: Q ← QR(PQ)
+            # one power iteration Q ← QR(PQ), columns by diag(QᵀPQ), descending
+            for axis, (P, Q) in enumerate(((L, QL), (R, QR))):
                 PQ = P @ Q
-                order = np.argsort(-np.einsum("ij,ij->j", Q, PQ), kind="stable")   # by diag(QᵀPQ), descending
+                diag = np.einsum("ij,ij->j", Q, PQ)         # diag(QᵀPQ)
+                order = np.argsort(-diag, kind="stable")
                 v[...] = np.take(v, order, axis=axis)
                 Q[...] = np.linalg.qr(PQ[:, order])[0]

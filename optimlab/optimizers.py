@@ -211,7 +211,8 @@ class RMSprop(Optimizer):
         if h["centered"]:
             # ḡ ← ḡ + (1−α)(g − ḡ)
             gbar = s["grad_avg"]
-            gbar += np.multiply(np.subtract(g, gbar, out=tmp[0]), 1 - alpha, out=tmp[0])
+            diff = np.subtract(g, gbar, out=tmp[0])
+            gbar += np.multiply(diff, 1 - alpha, out=tmp[0])
             # v − ḡ²
             var = np.subtract(v, np.multiply(gbar, gbar, out=tmp[0]), out=tmp[0])
         if h["eps_inside_sqrt"]:
@@ -270,11 +271,12 @@ class Adam(Optimizer):
             # v ← max(v_max, v)
             v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
         bc1, root_bc2 = 1 - beta1**t, (1 - beta2**t) ** 0.5
-        # θ ← θ − η/(1−β₁ᵗ) · m/(√v/√(1−β₂ᵗ) + ε), with √(1−β₂ᵗ) moved out of the denominator (one pass fewer):
-        # d = √v + ε√(1−β₂ᵗ);  θ ← θ − η√(1−β₂ᵗ)/(1−β₁ᵗ) · m/d
+        # θ ← θ − η/(1−β₁ᵗ) · m/(√v/√(1−β₂ᵗ) + ε), with √(1−β₂ᵗ) moved out of the
+        # denominator (one pass fewer): d = √v + ε√(1−β₂ᵗ);  θ ← θ − lr_t · m/d
+        lr_t = h["lr"] * (root_bc2 / bc1)               # η√(1−β₂ᵗ)/(1−β₁ᵗ)
         np.sqrt(v, out=d)
         d += eps * root_bc2
-        theta -= np.multiply(np.divide(m, d, out=d), h["lr"] * (root_bc2 / bc1), out=d)
+        theta -= np.multiply(np.divide(m, d, out=d), lr_t, out=d)
 
 
 class AdamW(Adam):

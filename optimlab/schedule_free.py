@@ -282,8 +282,9 @@ class AdamWScheduleFree(_ScheduleFree):
 
 
 def average_step(y, z, g, c, lr, beta, tmp):
-    """Schedule-Free's step from the gradient g taken at y, in place, with x implicit (x = (y − (1−β)z)/β):
-    z ← z − γg, x ← (1−c)x + cz, y ← βx + (1−β)z, that is y ← y + c(z − y) + γ(β(1−c) − 1)g, then z ← z − γg."""
+    """Schedule-Free's step from the gradient g taken at y, in place, with x
+    implicit (x = (y − (1−β)z)/β): z ← z − γg, x ← (1−c)x + cz, y ← βx + (1−β)z,
+    that is y ← y + c(z − y) + γ(β(1−c) − 1)g, then z ← z − γg."""
     # y ← y + c(z − y)
     y += np.multiply(np.subtract(z, y, out=tmp), c, out=tmp)
     # y ← y + γ(β(1−c) − 1)g

@@ -191,7 +191,8 @@ class Schedule:
 
 
 def _cosine_between(lr, eta_min, t, T):
-    """eta_min + (lr − eta_min)·(1 + cos(π t / T))/2: from lr at t = 0 to eta_min at t = T."""
+    """eta_min + (lr − eta_min)·(1 + cos(π t / T))/2: from lr at t = 0 to eta_min
+    at t = T."""
     return eta_min + (lr - eta_min) * (1 + np.cos(np.pi * t / T)) / 2
 
 
