@@ -123,7 +123,8 @@ ifeq ($(NOTEBOOKS),)
 	@echo "notebooks: no chapter notebooks yet, nothing to compare"
 else
 	@$(call timed,notebooks,$(PY) -m pytest -q -p no:cacheprovider $(NBVAL_JOBS) --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=120 $(NOTEBOOKS))
+		--nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=120 \
+		--nbval-kernel-startup-timeout=120 -p tests.nbval_kernel_retry $(NOTEBOOKS))
 endif
 
 # The editions against the last build: numbers, citations, solutions folded or absent, notebooks/ up to date.
