@@ -10,6 +10,7 @@ What a reader meets at each width (marker ``browser``; ``make browser`` runs it 
   scrolls inside its own box (nothing is clipped by a box that does not scroll);
 - every slider has a visible name;
 - no error in the console and no page error;
+- a figure shown narrower than it was drawn opens at its drawn size on a tap (or Enter), and closes again;
 - caption text has a contrast of at least 4.5 to its background (WCAG AA), in the light and the dark theme.
 
 A full-page screenshot of every page at both widths is written to ``_build/screenshots/<width>/``. The book
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.browser
 WIDTHS = {"desktop": 1400, "phone": 390}
 SCREENSHOTS = BOOK / "_build" / "screenshots"
 ASPECT_TOLERANCE = 0.03
+ZOOM_BELOW = 0.95  # shown at under this share of its drawn width, a figure opens enlarged on a tap
 WCAG_AA = 4.5
 
 # Everything a reader sees as one block of the page body.
@@ -70,7 +72,10 @@ SURVEY = r"""([blockSelector]) => {
     .map(img => {
       const r = img.getBoundingClientRect();
       return {name: name(img), natural: img.naturalWidth / img.naturalHeight, shown: r.width / r.height,
-              width: r.width, height: r.height};
+              width: r.width, height: r.height,
+              drawn: parseFloat(img.style.width) || parseFloat(img.getAttribute('width')) || img.naturalWidth / 2,
+              widget: !!img.closest('.optimlab-widget, .jupyter-widgets'),
+              zoomable: img.classList.contains('optimlab-zoomable') && img.tabIndex === 0};
     }).filter(p => p.width > 0 && p.height > 0);
   const blocks = [...column.querySelectorAll(blockSelector)].filter(shown);
   // Desktop: a box wider than the column, or content wider than its (scrolling) box.
@@ -293,3 +298,58 @@ def test_screenshot_of_every_page_at_both_widths(layouts, rel, width):
     _layout(layouts, rel, width)
     shot = SCREENSHOTS / str(width) / (rel.replace("/", "__").removesuffix(".html") + ".png")
     assert shot.exists() and shot.stat().st_size > 1000, f"no screenshot {shot}"
+
+
+@pytest.mark.parametrize("rel, width", ALL)
+def test_every_shrunk_figure_opens_at_full_size(layouts, rel, width):
+    """A figure (not a widget's frame) shown at under 95% of its drawn width can be tapped open; no other can."""
+    pictures = [p for p in _layout(layouts, rel, width).facts["pictures"] if not p["widget"]]
+    wrong = [f"{p['name']}: shown {p['width']:.0f} of {p['drawn']:.0f} px, "
+             f"{'' if p['zoomable'] else 'not '}marked to open on a tap"
+             for p in pictures if p["zoomable"] != (p["width"] < ZOOM_BELOW * p["drawn"])]
+    assert not wrong, "\n  ".join(["figures marked wrongly:", *wrong])
+
+
+# A two-panel figure drawn wider than the desktop column (900 px): shrunk at both widths.
+ZOOM_PAGE, ZOOM_FIGURE = "chapters/06_adam.html", "#fig-adam-best-lr img"
+
+OPENED = r"""() => {
+  const d = document.querySelector('dialog.optimlab-zoom');
+  if (!d || !d.open) return null;
+  const img = d.querySelector('img'), r = img.getBoundingClientRect();
+  return {width: r.width, height: r.height, natural: img.naturalWidth / img.naturalHeight,
+          scrolls: d.scrollWidth > d.clientWidth + 1, viewport: document.documentElement.clientWidth};
+}"""
+
+
+@pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
+def test_a_shrunk_figure_opens_at_full_size_on_a_tap(browser, server, width):  # noqa: F811
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        page.goto(urljoin(server, ZOOM_PAGE), wait_until="load")
+        figure = page.locator(ZOOM_FIGURE)
+        figure.scroll_into_view_if_needed()
+        drawn = float(figure.evaluate("img => parseFloat(img.style.width)"))
+        shown = figure.bounding_box()["width"]
+        assert shown < ZOOM_BELOW * drawn, f"the figure is shown at {shown:.0f} of {drawn:.0f} px: not shrunk"
+        for how in ("tap", "Enter"):
+            if how == "tap":
+                figure.click()
+            else:
+                figure.focus()
+                page.keyboard.press("Enter")
+            page.wait_for_function(f"({OPENED})() !== null")
+            opened = page.evaluate(OPENED)
+            assert abs(opened["width"] - drawn) <= 1, f"{how}: opened at {opened['width']:.0f} px, drawn {drawn:.0f}"
+            assert abs(opened["width"] / opened["height"] / opened["natural"] - 1) <= ASPECT_TOLERANCE
+            assert opened["scrolls"] == (drawn > opened["viewport"]), f"{how}: {opened}"
+            page.keyboard.press("Escape")
+            page.wait_for_function(f"({OPENED})() === null")
+        figure.click()
+        page.wait_for_function(f"({OPENED})() !== null")
+        page.get_by_role("button", name="Close").click()
+        page.wait_for_function(f"({OPENED})() === null")
+    finally:
+        page.close()
