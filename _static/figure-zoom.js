@@ -30,20 +30,26 @@
     dialog.querySelector("button").focus();
   };
 
-  const mark = () => {
+  // Marked while shown narrower than drawn; looked at again whenever its box changes size (the page loading, the
+  // window resized, a collapsed solution opened: a hidden figure has no size and is not marked).
+  const mark = (img) => {
+    const width = img.getBoundingClientRect().width;
+    const shrunk = width > 0 && width < SHRUNK * drawnWidth(img);
+    img.classList.toggle("optimlab-zoomable", shrunk);
+    if (shrunk) {
+      img.tabIndex = 0;
+      img.setAttribute("role", "button");
+      img.title = "Open at full size";
+    } else if (img.getAttribute("role") === "button") {
+      img.removeAttribute("tabindex");
+      img.removeAttribute("role");
+      img.removeAttribute("title");
+    }
+  };
+  const watch = () => {
+    const observer = new ResizeObserver((entries) => entries.forEach((entry) => mark(entry.target)));
     for (const img of document.querySelectorAll(selector)) {
-      if (img.closest(".optimlab-widget, .jupyter-widgets") || !img.naturalWidth) continue;
-      const shrunk = img.getBoundingClientRect().width < SHRUNK * drawnWidth(img);
-      img.classList.toggle("optimlab-zoomable", shrunk);
-      if (shrunk) {
-        img.tabIndex = 0;
-        img.setAttribute("role", "button");
-        img.title = "Open at full size";
-      } else if (img.getAttribute("role") === "button") {
-        img.removeAttribute("tabindex");
-        img.removeAttribute("role");
-        img.removeAttribute("title");
-      }
+      if (!img.closest(".optimlab-widget, .jupyter-widgets")) observer.observe(img);
     }
   };
 
@@ -61,6 +67,6 @@
       open(img);
     }
   });
-  window.addEventListener("load", mark);
-  window.addEventListener("resize", mark);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", watch);
+  else watch();
 })();

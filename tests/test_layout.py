@@ -353,3 +353,20 @@ def test_a_shrunk_figure_opens_at_full_size_on_a_tap(browser, server, width):  #
         page.wait_for_function(f"({OPENED})() === null")
     finally:
         page.close()
+
+
+def test_a_figure_is_marked_when_the_window_narrows_and_unmarked_when_it_widens(browser, server):  # noqa: F811
+    """Chapter 6's 700 px figure fits the desktop column; in a phone-wide window it is shrunk, then fits again."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    marked = "sel => { const i = document.querySelector(sel); return i.classList.contains('optimlab-zoomable'); }"
+    try:
+        page.goto(urljoin(server, ZOOM_PAGE), wait_until="load")
+        figure = "#fig-adam-steps img"
+        assert page.evaluate("sel => parseFloat(document.querySelector(sel).style.width)", figure) == 700
+        for width, expected in ((WIDTHS["desktop"], False), (WIDTHS["phone"], True), (WIDTHS["desktop"], False)):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.wait_for_function(f"({marked})({figure!r}) === {str(expected).lower()}")
+    finally:
+        page.close()
