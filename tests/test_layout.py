@@ -19,6 +19,7 @@ and the browser are found as in tests/test_book.py (``OPTIMLAB_BOOK_DIR``; skips
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -171,15 +172,28 @@ class Layout:
     contrast: dict = field(default_factory=dict)
 
 
+def _screenshot(page_name: str, width: int):
+    return SCREENSHOTS / str(width) / (page_name.replace("/", "__").removesuffix(".html") + ".png")
+
+
+@contextmanager
+def _page_at(browser, width: int):
+    """A new page of ``width`` CSS pixels (900 high), closed afterwards."""
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
 def _look(context, url: str, page_name: str, width: int) -> Layout:
     result = Layout(page_name, width)
-    page = context.new_page()
-    page.set_viewport_size({"width": width, "height": 900})
-    page.on("console", lambda m: m.type == "error" and result.errors.append(f"console: {m.text}"))
-    page.on("pageerror", lambda e: result.errors.append(f"page error: {e.message}"))
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    network = NetworkWatch(page)
-    try:
+    with _page_at(context, width) as page:
+        page.on("console", lambda m: m.type == "error" and result.errors.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: result.errors.append(f"page error: {e.message}"))
+        network = NetworkWatch(page)
         page.goto(url, wait_until="load")
         page.evaluate("() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null")
         try:
@@ -190,7 +204,7 @@ def _look(context, url: str, page_name: str, width: int) -> Layout:
         page.evaluate("() => (window.MathJax && MathJax.startup && MathJax.startup.promise) || null")
         page.evaluate("() => Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
         result.facts = page.evaluate(SURVEY, [BLOCKS])
-        shot = SCREENSHOTS / str(width) / (page_name.replace("/", "__").removesuffix(".html") + ".png")
+        shot = _screenshot(page_name, width)
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
         result.contrast["light"] = page.evaluate(CONTRAST)
@@ -199,8 +213,6 @@ def _look(context, url: str, page_name: str, width: int) -> Layout:
         page.wait_for_timeout(50)
         result.contrast["dark"] = page.evaluate(CONTRAST)
         result.errors = errors
-    finally:
-        page.close()
     return result
 
 
@@ -296,7 +308,7 @@ def test_captions_have_aa_contrast(layouts, rel, width):
 @pytest.mark.parametrize("rel, width", ALL)
 def test_screenshot_of_every_page_at_both_widths(layouts, rel, width):
     _layout(layouts, rel, width)
-    shot = SCREENSHOTS / str(width) / (rel.replace("/", "__").removesuffix(".html") + ".png")
+    shot = _screenshot(rel, width)
     assert shot.exists() and shot.stat().st_size > 1000, f"no screenshot {shot}"
 
 
@@ -324,49 +336,43 @@ OPENED = r"""() => {
 
 @pytest.mark.parametrize("width", WIDTHS.values(), ids=WIDTHS.keys())
 def test_a_shrunk_figure_opens_at_full_size_on_a_tap(browser, server, width):  # noqa: F811
-    page = browser.new_page()
-    page.set_viewport_size({"width": width, "height": 900})
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    try:
+    with _page_at(browser, width) as page:
         page.goto(urljoin(server, ZOOM_PAGE), wait_until="load")
         figure = page.locator(ZOOM_FIGURE)
         figure.scroll_into_view_if_needed()
         drawn = float(figure.evaluate("img => parseFloat(img.style.width)"))
         shown = figure.bounding_box()["width"]
         assert shown < ZOOM_BELOW * drawn, f"the figure is shown at {shown:.0f} of {drawn:.0f} px: not shrunk"
-        for how in ("tap", "Enter"):
-            if how == "tap":
-                figure.click()
-            else:
-                figure.focus()
-                page.keyboard.press("Enter")
+
+        def enter():
+            figure.focus()
+            page.keyboard.press("Enter")
+
+        def escape():
+            page.keyboard.press("Escape")
+
+        def close_button():
+            page.get_by_role("button", name="Close").click()
+
+        for how, open_it, close_it in (("tap", figure.click, escape), ("Enter", enter, escape),
+                                       ("tap", figure.click, close_button)):
+            open_it()
             page.wait_for_function(f"({OPENED})() !== null")
             opened = page.evaluate(OPENED)
             assert abs(opened["width"] - drawn) <= 1, f"{how}: opened at {opened['width']:.0f} px, drawn {drawn:.0f}"
             assert abs(opened["width"] / opened["height"] / opened["natural"] - 1) <= ASPECT_TOLERANCE
             assert opened["scrolls"] == (drawn > opened["viewport"]), f"{how}: {opened}"
-            page.keyboard.press("Escape")
+            close_it()
             page.wait_for_function(f"({OPENED})() === null")
-        figure.click()
-        page.wait_for_function(f"({OPENED})() !== null")
-        page.get_by_role("button", name="Close").click()
-        page.wait_for_function(f"({OPENED})() === null")
-    finally:
-        page.close()
 
 
 def test_a_figure_is_marked_when_the_window_narrows_and_unmarked_when_it_widens(browser, server):  # noqa: F811
     """Chapter 6's 700 px figure fits the desktop column; in a phone-wide window it is shrunk, then fits again."""
-    page = browser.new_page()
-    page.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
     marked = "sel => { const i = document.querySelector(sel); return i.classList.contains('optimlab-zoomable'); }"
-    try:
+    with _page_at(browser, WIDTHS["desktop"]) as page:
         page.goto(urljoin(server, ZOOM_PAGE), wait_until="load")
         figure = "#fig-adam-steps img"
         assert page.evaluate("sel => parseFloat(document.querySelector(sel).style.width)", figure) == 700
         for width, expected in ((WIDTHS["desktop"], False), (WIDTHS["phone"], True), (WIDTHS["desktop"], False)):
             page.set_viewport_size({"width": width, "height": 900})
             page.wait_for_function(f"({marked})({figure!r}) === {str(expected).lower()}")
-    finally:
-        page.close()
