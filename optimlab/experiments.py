@@ -520,7 +520,8 @@ def train_muon_adamw(net, hidden, lrs, seeds, rows, epochs, batch_size, *,
     for cls, part in parts.items():             # one parameter group per array
         groups = [{"params": [params[i][r]], "lr": _runs_of(lr, params[i])}
                   for i, r, lr in part]
-        scale = {"adjust_lr_fn": adjust_lr_fn} if cls is Muon else {}
+        scale = ({"adjust_lr_fn": adjust_lr_fn, "stacked": True} if cls is Muon
+                 else {})
         opts.append((cls(groups, weight_decay=weight_decay, **scale), part))
     of_seed = [np.r_[s * n:(s + 1) * n, (S + s) * n:(S + s + 1) * n]
                for s in range(S)]

@@ -7,11 +7,11 @@ Q_L, Q_R their eigenbases, O = NS₅(·) the Newton–Schulz orthogonalisation.
 These rules see a whole matrix at once (a norm, a matrix product, an eigendecomposition), so they set
 ``elementwise = False``: each parameter is updated on its own, never flattened together with others nor split
 into chunks (see :class:`optimlab._base.Optimizer`). Muon, Shampoo and SOAP take 2-D parameters only (a
-ValueError otherwise; Muon also takes a stack (..., m, n) of matrices, one per run of a sweep); the usual split
-gives them the hidden weight matrices and AdamW the rest (embeddings, biases, gains, the output head), as two
-optimizers or as parameter groups of a model. ``lr`` and
-``weight_decay`` may be arrays that broadcast against a parameter (they scale the update elementwise); every
-other hyperparameter enters the matrix arithmetic and must be a number.
+ValueError otherwise; Muon with ``stacked=True`` also takes stacks (..., m, n) of matrices, one per run of a
+sweep); the usual split gives them the hidden weight matrices and AdamW the rest (embeddings, biases, gains, the
+output head), as two optimizers or as parameter groups of a model. ``lr`` and ``weight_decay`` may be arrays
+that broadcast against a parameter (they scale the update elementwise); every other hyperparameter enters the
+matrix arithmetic and must be a number (or, for flags, True or False).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from ._base import Optimizer, _nonzero, boolean, nonnegative, one_of
+from ._base import Optimizer, _nonzero, boolean, describe, nonnegative, one_of
 from .optimizers import ema
 
 __all__ = ["Muon", "Adafactor", "Shampoo", "SOAP", "newton_schulz", "split_hidden_matrices"]
@@ -99,19 +99,22 @@ def _shampoo_beta(x):
 
 
 class _MatrixOptimizer(Optimizer):
-    """Shared by the rules below: not elementwise; ``two_d`` restricts the parameters to matrices."""
+    """Shared by the rules below: not elementwise; ``two_d`` restricts the parameters to matrices (a group whose
+    ``stacked`` is True, Muon's option, also takes stacks of them)."""
 
     elementwise = False
     two_d = True
-    stacked = False   # True: also (..., m, n), a stack of matrices updated one by one (runs of a sweep)
 
     def _check_group(self, group, prefix):
+        stacked = group.get("stacked", False)
+        if not isinstance(stacked, (bool, np.bool_)):
+            raise TypeError(f"{prefix.format('stacked')} must be True or False, got {describe(stacked)}")
         if not self.two_d:
             return
         label = prefix.format("params").replace("param_groups[0]['params']", "params")   # as _base labels them
-        also = " (or stacks of them, (..., m, n), one matrix per run)" if self.stacked else ""
         for i, p in enumerate(group.get("params", ())):
-            if p.ndim != 2 and not (self.stacked and p.ndim > 2):
+            if p.ndim != 2 and not (stacked and p.ndim > 2):
+                also = " (and, with stacked=True, stacks (..., m, n) of them)" if "stacked" in self.hyper else ""
                 raise ValueError(f"{label}[{i}] has shape {p.shape}: {type(self).__name__} updates 2-D matrices "
                                  f"only{also}; give vectors, scalars and tensors to another optimizer (AdamW)")
 
@@ -176,15 +179,20 @@ class Muon(_MatrixOptimizer):
     Jordan et al. (2024), *Muon: an optimizer for hidden layers*; Liu et al. (2025), *Muon is scalable for LLM
     training* (the AdamW-matched scale); ``torch.optim.Muon``.
 
-    A parameter of shape (..., m, n) is a stack of m×n matrices, each updated as its own parameter (its own
-    normalisation and η′): B runs of a sweep in one array, with ``lr`` and ``weight_decay`` of shape (B, 1, 1).
+    Parameters must be 2-D, as torch.optim.Muon's (a ValueError names any other). With ``stacked=True`` (the
+    course's sweeps), a parameter of shape (..., m, n) is a stack of m×n matrices, each updated as its own
+    parameter (its own normalisation and η′): B runs of a sweep in one array, with ``lr`` and ``weight_decay`` of
+    shape (B, 1, 1); vectors and scalars are still refused. ``stacked`` is a key of each parameter group (torch
+    has none: a saved group without it, torch's, keeps the group's own value when loaded).
 
     Args:
-        params: 2-D arrays, or stacks of them (..., m, n) (or parameter groups of them).
+        params: 2-D arrays (or parameter groups of them); with ``stacked=True``, also stacks (..., m, n).
         lr: η (default 1e-3). weight_decay: λ, decoupled, times η (default 0.1).
         momentum: β in [0, 1] (default 0.95). nesterov: use the look-ahead u (default True).
         ns_coefficients: (a, b, c) of the quintic iteration. eps: ε of the normalisation (default 1e-7).
         ns_steps: iterations (default 5). adjust_lr_fn: None or "original" (√max(1, m/n)), or "match_rms_adamw".
+        stacked: keyword only, True or False (a TypeError otherwise): parameters of 3 or more dimensions are
+            stacks of matrices over their leading axes (default False: 2-D only).
     """
 
     hyper = {
@@ -196,14 +204,25 @@ class Muon(_MatrixOptimizer):
         "eps": (1e-7, scalar(nonnegative)),
         "ns_steps": (5, _ns_steps),
         "adjust_lr_fn": (None, one_of(None, "original", "match_rms_adamw")),
+        "stacked": (False, lambda x: None),   # not torch's; a bool, checked (TypeError) with the shapes
     }
     decay = "decoupled"
-    stacked = True
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-                 ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None):
+                 ns_coefficients=NS_COEFFICIENTS, eps=1e-7, ns_steps=5, adjust_lr_fn=None, *, stacked=False):
         super().__init__(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-                         ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
+                         ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn,
+                         stacked=stacked)
+
+    def load_state_dict(self, state_dict: dict):
+        """As :meth:`Optimizer.load_state_dict`; a saved group without ``stacked`` (torch.optim.Muon's) keeps
+        this optimizer's group's value."""
+        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        if isinstance(groups, (list, tuple)) and len(groups) == len(self.param_groups):
+            groups = [{"stacked": mine.get("stacked", False), **saved} if isinstance(saved, dict) else saved
+                      for saved, mine in zip(groups, self.param_groups)]
+            state_dict = {**state_dict, "param_groups": groups}
+        super().load_state_dict(state_dict)
 
     def state_arrays(self, group):
         return ["momentum_buffer"]

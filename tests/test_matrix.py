@@ -96,11 +96,11 @@ def test_float32_stays_float32(name):
                 assert value.dtype == np.float32, key
 
 
-# Muon takes a stack of matrices, (2, 3, 4) included: test_muon_on_a_stack_is_muon_on_each_matrix.
+# Muon, like torch.optim.Muon, takes matrices only unless stacked=True (see the stacked tests below).
 @pytest.mark.parametrize(
     "name, shape",
-    [(name, shape) for name in ("Muon", "Shampoo", "SOAP") for shape in [(5,), (2, 3, 4), ()]
-     if not (name == "Muon" and len(shape) > 2)],
+    [("Muon", shape) for shape in [(3,), (2, 3, 4), (3, 3, 2, 2), ()]]
+    + [(name, shape) for name in ("Shampoo", "SOAP") for shape in [(5,), (2, 3, 4), ()]],
 )
 def test_matrix_only_optimizers_refuse_other_shapes(name, shape):
     with pytest.raises(ValueError, match=re.escape(f"params[1] has shape {shape}: {name} updates 2-D matrices only")):
@@ -111,6 +111,64 @@ def test_matrix_only_optimizers_refuse_other_shapes(name, shape):
         opt.add_param_group({"params": [np.zeros(shape)]})
     assert len(opt.param_groups) == 1
     assert_unchanged(opt, opt.param_groups[0]["params"], before)
+
+
+@pytest.mark.parametrize("shape", [(3,), ()])
+def test_stacked_muon_still_refuses_vectors_and_scalars(shape):
+    with pytest.raises(ValueError, match=re.escape(f"params[1] has shape {shape}: Muon updates 2-D matrices only")):
+        ol.Muon([np.zeros((2, 3, 4)), np.zeros(shape)], stacked=True)
+    with pytest.raises(ValueError, match=re.escape(f"param_groups[1]['params'][0] has shape {shape}")):
+        ol.Muon([{"params": [np.zeros((2, 2))]}, {"params": [np.zeros(shape)], "stacked": True}])
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None, np.array([True])])
+def test_stacked_must_be_true_or_false(value):
+    """Refused wherever it is given (the constructor, a group, a group changed by hand, a state dict), as a
+    TypeError that names it and its value; a refused change changes nothing."""
+    named = re.escape(f"stacked must be True or False, got {value!r}")
+    with pytest.raises(TypeError, match=named):
+        ol.Muon([np.zeros((2, 3))], stacked=value)
+    params = [np.ones((2, 3))]
+    opt = ol.Muon(params, lr=0.1)
+    opt.step([np.ones((2, 3))])
+    before = snapshot(opt, params)
+    with pytest.raises(TypeError, match=re.escape("param_groups[1]['stacked'] must be True or False")):
+        opt.add_param_group({"params": [np.zeros((3, 3))], "stacked": value})
+    sd = opt.state_dict()
+    sd["param_groups"][0]["stacked"] = value
+    with pytest.raises(TypeError, match=re.escape("state_dict['param_groups'][0]['stacked'] must be True or False")):
+        opt.load_state_dict(sd)
+    assert len(opt.param_groups) == 1
+    assert_unchanged(opt, params, before)
+    opt.param_groups[0]["stacked"] = value
+    with pytest.raises(TypeError, match=re.escape("param_groups[0]['stacked'] must be True or False")):
+        opt.step([np.ones((2, 3))])
+    assert np.array_equal(params[0], before[0][0])
+    assert_same(opt.state_dict()["state"], before[1]["state"])
+
+
+def test_stacked_is_kept_per_group_and_in_state_dicts():
+    """stacked is a key of each group (torch's Muon has none): saved and restored; a saved group without it (as
+    torch's are) keeps the loading optimizer's; a flat group cannot load stacks."""
+    stack, matrix = np.ones((4, 2, 3)), np.ones((3, 3))
+    opt = ol.Muon([{"params": [stack], "stacked": True}, {"params": [matrix]}], lr=0.1)
+    assert [g["stacked"] for g in opt.param_groups] == [True, False]
+    opt.step([np.ones((4, 2, 3)), np.ones((3, 3))])
+    sd = opt.state_dict()
+    assert [g["stacked"] for g in sd["param_groups"]] == [True, False]
+    for g in sd["param_groups"]:
+        del g["stacked"]
+    other = ol.Muon([{"params": [stack.copy()], "stacked": True}, {"params": [matrix.copy()]}], lr=0.1)
+    other.load_state_dict(sd)
+    assert [g["stacked"] for g in other.param_groups] == [True, False]
+    assert_same(other.state_dict(), opt.state_dict())
+    sd = opt.state_dict()
+    sd["param_groups"][0]["stacked"] = False
+    before = snapshot(other, [g["params"][0] for g in other.param_groups])
+    with pytest.raises(ValueError, match=re.escape("has shape (4, 2, 3): Muon updates 2-D matrices only")):
+        other.load_state_dict(sd)
+    assert_unchanged(other, [g["params"][0] for g in other.param_groups], before)
+    assert "stacked: True" in repr(opt)
 
 
 BAD = [
@@ -199,8 +257,9 @@ def test_array_learning_rates_scale_the_update_elementwise(name):
 @pytest.mark.parametrize("shape", [(3, 4), (5, 2), (4, 4)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_muon_on_a_stack_is_muon_on_each_matrix(shape, dtype):
-    """A (2, 3, m, n) parameter is six runs: each matrix moves as a 2-D Muon with its own η and λ moves it (own
-    normalisation, η′ from (m, n)), over steps, with and without Nesterov, under both conventions."""
+    """With stacked=True, a (2, 3, m, n) parameter is six runs: each matrix moves as a 2-D Muon with its own η
+    and λ moves it (own normalisation, η′ from (m, n)), over steps, with and without Nesterov, under both
+    conventions."""
     rng = np.random.default_rng(12)
     lead = (2, 3)
     lrs = rng.uniform(0.005, 0.05, lead + (1, 1))
@@ -208,7 +267,7 @@ def test_muon_on_a_stack_is_muon_on_each_matrix(shape, dtype):
     for options in (dict(), dict(nesterov=False, adjust_lr_fn="match_rms_adamw", momentum=0.8)):
         theta = rng.standard_normal(lead + shape).astype(dtype)
         alone = [theta[i, j].copy() for i in range(2) for j in range(3)]
-        opt = ol.Muon([theta], lr=lrs, weight_decay=wds, **options)
+        opt = ol.Muon([theta], lr=lrs, weight_decay=wds, stacked=True, **options)
         opts = [ol.Muon([alone[3 * i + j]], lr=float(lrs[i, j, 0, 0]), weight_decay=float(wds[i, j, 0, 0]),
                         **options) for i in range(2) for j in range(3)]
         for _ in range(5):

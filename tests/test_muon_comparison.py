@@ -35,8 +35,8 @@ def test_holdout_is_a_fifth_of_the_training_rows(small):
 
 
 def test_the_contenders_are_the_optimizers_driven_by_hand(small):
-    """Run 0 is AdamW on every array; run 1 Muon on the hidden matrices (with its options) and AdamW on the rest;
-    both from the seed's start, on the seed's shuffled minibatches."""
+    """Run 0 is AdamW on every array; run 1 Muon on the hidden matrices (with its options; a stack of one run,
+    stacked=True) and AdamW on the rest; both from the seed's start, on the seed's shuffled minibatches."""
     seed, lr, rows, hidden = 7, 0.01, np.arange(0, small.n_train, 3), [0, 2]
     got = experiments.train_muon_adamw(small, hidden, ([lr], [lr]), [seed], rows, epochs=2, batch_size=50,
                                        weight_decay=0.05, adjust_lr_fn="original")
@@ -47,7 +47,7 @@ def test_the_contenders_are_the_optimizers_driven_by_hand(small):
         groups = {optimlab.AdamW: [i for i in range(len(params)) if i not in muon], optimlab.Muon: muon}
         opts = [(cls, [i for i in part],
                  cls([{"params": [params[i]], "lr": rate[i]} for i in part], weight_decay=0.05,
-                     **({"adjust_lr_fn": "original"} if cls is optimlab.Muon else {})))
+                     **({"adjust_lr_fn": "original", "stacked": True} if cls is optimlab.Muon else {})))
                 for cls, part in groups.items() if part]
         rng = np.random.default_rng(seed)
         for _ in range(2):
