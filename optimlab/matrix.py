@@ -332,11 +332,28 @@ class Shampoo(_MatrixOptimizer):
         \theta_t = \theta_{t-1} - \eta\, L_t^{-1/4}\, g_t\, R_t^{-1/4}
 
     (L^{−1/4} ⊗ R^{−1/4} approximates full-matrix AdaGrad's (Σ vec(g)vec(g)ᵀ)^{−1/2} at the cost of an m×m and an
-    n×n matrix.) The inverse roots are recomputed every ``precondition_frequency`` steps (on steps 1, 1 + f,
-    ...) and reused in between. Weight decay is L2 (added to g, so it enters L and R). This is Algorithm 1
-    of Gupta, Koren & Singer (2018), *Shampoo: preconditioned stochastic tensor optimization*; Distributed
-    Shampoo (Shi et al. 2023) adds grafting, exponential moving averages of L and R, blocking of large
-    matrices, momentum, and computes the roots in float32 on a schedule.
+    n×n matrix.) The inverse roots are recomputed every ``precondition_frequency`` steps (on the parameter's own
+    steps 1, 1 + f, ...) and reused in between, while L and R take in every gradient. Weight decay is L2 (added
+    to g, so it enters L and R). This is Algorithm 1 of Gupta, Koren & Singer (2018), *Shampoo: preconditioned
+    stochastic tensor optimization*, with the roots taken every f steps.
+
+    Verified (tests/test_matrix.py) against a dense float64 computation of the paper's equations written in the
+    test, roots every f steps, their inverse roots by SVD (agreement about 1e-13 over 300 steps), and
+    (tests/test_matrix_torch.py) against pytorch-optimizer's Shampoo with momentum 0 and roots at every step.
+
+    Where Distributed Shampoo (Shi et al. 2023, the AlgoPerf entry) differs:
+
+    * grafting: it takes each block's step size from a diagonal method (AdaGrad or Adam) and only the direction
+      from Shampoo, and runs the grafted method alone before its first roots; here the step is η L^{−1/4} g R^{−1/4}
+      as it stands;
+    * blocking: it splits a side longer than ``max_preconditioner_dim`` (1024) into blocks, each with its own
+      statistics; here every matrix is preconditioned whole (memory and an eigendecomposition of m³ + n³);
+    * ε: here εI is added to the sums L and R when their roots are taken, which is the paper's L₀ = εI exactly;
+      it adds its ε (1e-12 by default) at root time too, but to statistics it may average exponentially
+      (β₂ < 1) and bias-correct, so ε weighs differently as training goes on;
+    * stale roots: both reuse roots for f steps; it computes them in float32 (falling back to the previous
+      roots if a decomposition fails), here in the parameter's dtype. It also adds momentum and decoupled
+      weight decay.
 
     Args:
         params: 2-D arrays. lr: η (default 1e-3). eps: ε, the initial diagonal of L and R, > 0 (default 1e-6).
@@ -403,6 +420,27 @@ class SOAP(_MatrixOptimizer):
     original coordinates and is rotated at every step, as in the paper's Algorithm 3 (the authors' code now keeps
     m in the rotated coordinates instead). Everything runs in the parameter's dtype (the authors' code does the
     QR in float32). Vyas et al. (2024), *SOAP: improving and stabilizing Shampoo using Adam*.
+
+    Verified (tests/test_matrix_torch.py) against pytorch-optimizer's SOAP, which follows Algorithm 3, with its
+    float32 QR made float64, on square parameters; and (tests/test_matrix.py) against Adam when the bases are
+    the identity.
+
+    **A rectangular matrix.** For an m×n gradient with m > n the first L = ggᵀ has rank n: its eigenbasis is
+    unique only up to a rotation of the (m − n)-dimensional null space (up to signs when m − n = 1; likewise R
+    when n > m), and ``eigh`` picks one, as LAPACK happens to. The update depends on that choice: signs cancel
+    (Q rotates in and Qᵀ out), but a rotation does not, since Adam's division by √v is coordinatewise. The
+    next update changes in the null space of the first L only (its part along the first gradient's columns is
+    the same), and the runs then stay apart, because each refresh is one power iteration from the basis in use
+    (tests/test_matrix.py shows both). Any implementation that takes the first basis from an eigensolver, the
+    authors' and pytorch-optimizer's included, shares this; it is why the reference test uses square matrices.
+
+    Where it differs from Distributed Shampoo (Shi et al. 2023): no grafting (Adam in the eigenbasis sets the
+    step size: Vyas et al. show that Shampoo with the power 1/2 is Adafactor run in this eigenbasis, and SOAP
+    runs Adam there instead); no blocking (every
+    matrix whole; the authors' code leaves a side longer than ``max_precond_dim``, 10000, unrotated); ε is
+    Adam's, added to √v in the rotated coordinates, while L and R, used only for their eigenvectors, get none;
+    and the stale part is the basis, not a root: m and v move at every step, the basis every f steps by one
+    power iteration instead of a full eigendecomposition.
 
     Args:
         params: 2-D arrays. lr: η (default 3e-3). betas: (β₁, β₂) (default (0.95, 0.95)).

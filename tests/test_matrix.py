@@ -308,16 +308,18 @@ def test_shampoo_first_step_is_the_inverse_fourth_roots_of_g():
     np.testing.assert_allclose(-theta, U @ Vt, atol=1e-5)
 
 
-def test_soap_with_identity_basis_is_adam():
+@pytest.mark.parametrize("shape", [(3, 3), (3, 2), (2, 3)])
+def test_soap_with_identity_basis_is_adam(shape):
     """With precondition_frequency beyond the run and a diagonal first gradient, Q_L = Q_R = I (up to order and
-    sign, which cancel): SOAP is then Adam (from step 2, with the bias corrections of step t − 1)."""
-    g0 = np.diag([3.0, 2.0, 1.0])
-    theta = np.zeros((3, 3))
+    sign, which cancel): SOAP is then Adam (from step 2, with the bias corrections of step t − 1). For 3×2 (2×3)
+    the first L (R) is singular, but its null space has one dimension, so the basis is still unique up to sign."""
+    g0 = np.eye(*shape) * np.array([3.0, 2.0, 1.0])[:shape[1]]
+    theta = np.zeros(shape)
     opt = ol.SOAP([theta], lr=0.1, betas=(0.9, 0.99), eps=0.0, weight_decay=0.0, precondition_frequency=1000)
     opt.step([g0])
-    ref = np.zeros((3, 3))
+    ref = np.zeros(shape)
     adam = ol.Adam([ref], lr=0.1, betas=(0.9, 0.99), eps=0.0)
-    for g in stream(10, [(3, 3)], 5):
+    for g in stream(10, [shape], 5):
         opt.step(g)
         adam.step(g)
     np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
@@ -356,3 +358,114 @@ def test_a_none_gradient_skips_the_parameter_entirely(name):
     assert np.array_equal(params[1], alone[0])
     assert opt.state[1]["step"] == 6
 
+
+
+def _inverse_fourth_root(M):
+    """M^(−1/4) of a symmetric positive definite M, by SVD (optimlab's Shampoo uses eigh)."""
+    U, s, _ = np.linalg.svd(M)
+    return (U * s ** -0.25) @ U.T
+
+
+@pytest.mark.parametrize("k", range(4))
+def test_shampoo_matches_the_papers_equations_with_roots_every_f_steps(k):
+    """Gupta, Koren & Singer (2018), Algorithm 1, written out densely in float64: L₀ = εI_m, R₀ = εI_n,
+    L_t = L_{t−1} + g_t g_tᵀ, R_t = R_{t−1} + g_tᵀ g_t, θ_t = θ_{t−1} − η L^{−1/4} g_t R^{−1/4}, with g_t the
+    gradient plus λθ (L2) and negated under maximize, and the inverse roots taken afresh only on a parameter's
+    own steps 1, 1 + f, 1 + 2f, ... (optimlab's precondition_frequency f) and reused in between. Several shapes, two
+    groups, a learning-rate cut mid-run and skipped (None) gradients, 300 steps, to 1e-10 of each parameter."""
+    rng = np.random.default_rng([13, k])
+    shapes = [(4, 3), (3, 5), (5, 5), (2, 6), (1, 4)]
+
+    def setting():
+        return {"lr": float(10 ** rng.uniform(-3, -1)), "eps": float(10 ** rng.uniform(-3, 0)),
+                "weight_decay": 0.0 if rng.random() < 0.4 else float(10 ** rng.uniform(-4, -1)),
+                "precondition_frequency": int(rng.integers(1, 8))}
+
+    groups = [setting(), {**setting(), "maximize": bool(k % 2)}]
+    split = 2
+    thetas = [rng.standard_normal(s) for s in shapes]
+    ours = [a.copy() for a in thetas]
+    opt = ol.Shampoo([{"params": ours[:split], **groups[0]}, {"params": ours[split:], **groups[1]}])
+    h = [groups[0 if i < split else 1] for i in range(len(shapes))]
+    L = [h[i]["eps"] * np.eye(m) for i, (m, n) in enumerate(shapes)]
+    R = [h[i]["eps"] * np.eye(n) for i, (m, n) in enumerate(shapes)]
+    roots, steps = [None] * len(shapes), [0] * len(shapes)
+    lrs = [hi["lr"] for hi in h]
+    for t in range(300):
+        if t == 150:
+            for group in opt.param_groups:
+                group["lr"] *= 0.3
+            lrs = [lr * 0.3 for lr in lrs]
+        grads = [None if t and rng.random() < 0.05 else rng.standard_normal(s) * 0.5 for s in shapes]
+        opt.step(grads)
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            g = (-g if h[i].get("maximize") else g) + h[i]["weight_decay"] * thetas[i]
+            L[i] += g @ g.T
+            R[i] += g.T @ g
+            if steps[i] % h[i]["precondition_frequency"] == 0:
+                roots[i] = (_inverse_fourth_root(L[i]), _inverse_fourth_root(R[i]))
+            steps[i] += 1
+            thetas[i] = thetas[i] - lrs[i] * roots[i][0] @ g @ roots[i][1]
+        for a, b in zip(ours, thetas):
+            assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max(), (t, groups)
+    assert [opt.state[i]["step"] for i in range(len(shapes))] == steps
+
+
+def _soap_after_one_step(g1, basis_change=None):
+    """A SOAP (m > n: its first L = ggᵀ is singular) after its first step, which only sets up L, R and their
+    eigenbases; ``basis_change(Q_L)`` may then replace Q_L by another eigenbasis of the same L."""
+    theta = np.zeros(g1.shape)
+    opt = ol.SOAP([theta], lr=0.01, betas=(0.9, 0.95), weight_decay=0.0, precondition_frequency=5)
+    opt.step([g1])
+    if basis_change is not None:
+        Q = opt.state[0]["Q_L"]
+        Q[...] = basis_change(Q.copy())
+    return opt, theta
+
+
+def test_soaps_update_on_a_rectangular_matrix_depends_on_the_null_space_basis():
+    """For a 6×2 gradient, the first L (6×6) has rank 2: eigh picks a basis of its 4-dimensional null space, and any
+    rotation of it is an eigenbasis too. Signs of the eigenvectors cancel (rotate by Q, back by Qᵀ); a rotation of
+    the null space does not, since Adam's division by √v is coordinatewise: the next update changes, in the null
+    space of the first L only (its component along the first gradient's columns is the same), and the runs stay
+    apart after the bases are refreshed (the refresh is one power iteration from the basis in use)."""
+    rng = np.random.default_rng(21)
+    m, n = 6, 2
+    grads = [rng.standard_normal((m, n)) for _ in range(40)]
+    rotation = np.linalg.qr(rng.standard_normal((m - n, m - n)))[0]
+    signs = np.where(rng.random(m) < 0.5, -1.0, 1.0)
+
+    def rotate_null_space(Q):
+        Q[:, n:] = Q[:, n:] @ rotation
+        return Q
+
+    opt, theta = _soap_after_one_step(grads[0])
+    L, Q = opt.state[0]["L"], opt.state[0]["Q_L"]
+    eigenvalues = np.diag(Q.T @ L @ Q)
+    assert np.all(eigenvalues[n:] <= 1e-14 * eigenvalues[0])          # four zero eigenvalues, last
+    alternatives = {"signs flipped": lambda Q: Q * signs, "null space rotated": rotate_null_space}
+    runs = {"eigh's basis": (opt, theta)}
+    for label, change in alternatives.items():
+        other, other_theta = _soap_after_one_step(grads[0], change)
+        Q2 = other.state[0]["Q_L"]
+        np.testing.assert_allclose(Q2.T @ Q2, np.eye(m), atol=1e-14)
+        np.testing.assert_allclose(L @ Q2, Q2 * eigenvalues, atol=1e-14 * eigenvalues[0])   # an eigenbasis of L
+        runs[label] = (other, other_theta)
+    for opt_, _ in runs.values():
+        opt_.step([grads[1]])
+    step = {label: theta_.copy() for label, (_, theta_) in runs.items()}   # each first update, from θ = 0
+    base = step["eigh's basis"]
+    np.testing.assert_allclose(step["signs flipped"], base, rtol=1e-12, atol=1e-15 * np.abs(base).max())
+    difference = step["null space rotated"] - base
+    assert np.linalg.norm(difference) > 0.1 * np.linalg.norm(base)
+    range_of_L = np.linalg.svd(grads[0], full_matrices=False)[0]        # the columns of the first gradient
+    assert np.linalg.norm(range_of_L.T @ difference) <= 1e-12 * np.linalg.norm(base)
+    for g in grads[2:]:
+        for opt_, _ in runs.values():
+            opt_.step([g])
+    final = {label: theta_ for label, (_, theta_) in runs.items()}
+    np.testing.assert_allclose(final["signs flipped"], final["eigh's basis"], rtol=1e-9, atol=1e-12)
+    assert np.linalg.norm(final["null space rotated"] - final["eigh's basis"]) > 1e-3 * np.linalg.norm(
+        final["eigh's basis"])

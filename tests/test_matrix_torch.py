@@ -15,8 +15,9 @@ exact first, each by a patch that changes arithmetic precision only, never the a
   repeated eigenvalue. Signs cancel in the update (it rotates by Q and back by Qᵀ) and the order is by
   eigenvalue; but for an m×n gradient with m ≠ n, the first L = ggᵀ (or R) is singular, and its null space has a
   basis that each LAPACK picks its own way, which then changes the steps. The SOAP reference test therefore uses
-  square parameters (their first L and R have distinct positive eigenvalues); tests/test_matrix.py checks the
-  rectangular case against Adam.
+  square parameters (their first L and R have distinct positive eigenvalues); tests/test_matrix.py checks
+  rectangular ones against Adam (a one-dimensional null space) and shows how the steps depend on the null-space
+  basis otherwise.
 """
 
 import types
@@ -95,6 +96,25 @@ def test_muon_matches_torch_with_float64_newton_schulz(k, monkeypatch):
         if p in ref.state:
             np.testing.assert_allclose(opt.state[i]["momentum_buffer"], ref.state[p]["momentum_buffer"].numpy(),
                                        rtol=1e-12, atol=1e-300)
+
+
+def test_muon_groups_are_torchs_plus_stacked(monkeypatch):
+    """optimlab's groups are torch's plus ``stacked`` (torch has no such option); a saved state whose groups are
+    torch's (no ``stacked``) loads, keeps the loading group's ``stacked``, and the run goes on as torch's."""
+    rng = np.random.default_rng(82)
+    defaults, second = muon_setting(rng), muon_setting(rng)
+    opt, ref, ours, theirs = pair(ol.Muon, torch.optim.Muon, MUON_SHAPES, 2, defaults, second, rng)
+    monkeypatch.setattr(torch.Tensor, "bfloat16", lambda self: self.clone())
+    run(opt, ref, ours, theirs, rng, steps=6, none_rate=0.0)
+    saved, torchs = opt.state_dict(), ref.state_dict()["param_groups"]
+    for group, tgroup in zip(saved["param_groups"], torchs):
+        assert group.pop("stacked") is False
+        assert group == tgroup
+    copies = [a.copy() for a in ours]
+    loaded = ol.Muon([{"params": copies[:2]}, {"params": copies[2:]}])
+    loaded.load_state_dict({"state": saved["state"], "param_groups": torchs})
+    assert [g["stacked"] for g in loaded.param_groups] == [False, False]
+    assert run(loaded, ref, copies, theirs, rng, steps=6, none_rate=0.0) <= RTOL
 
 
 # bfloat16 keeps 8 significant bits: each rounding is off by up to u = 2^-8 ≈ 3.9e-3 of the value. torch rounds
