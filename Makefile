@@ -9,7 +9,8 @@ READER_STAMP := $(VENV)/.reader-installed
 BOOK_STAMP := $(VENV)/.book-installed
 DEV_STAMP  := $(VENV)/.dev-installed
 ASSETS     := _vendor/_static/offline/.fetched
-# The execution cache keys on a notebook's code only; this stamp clears it when optimlab/ changes.
+# The execution cache keys on a notebook's code only; this stamp clears it when optimlab/ changes (its modules,
+# the problems package, and the JavaScript that the playground widget inlines into a page).
 PACKAGE_STAMP := _build/.optimlab-sources
 NOTEBOOKS  := $(wildcard chapters/*.ipynb pages/*.ipynb)
 # nbval spreads the chapters over both cores once there are two of them (one kernel per chapter and core).
@@ -87,7 +88,7 @@ lab: $(READER_STAMP)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)
 
 # ----------------------------------------------------------------------------------------- the book
-$(PACKAGE_STAMP): $(wildcard optimlab/*.py)
+$(PACKAGE_STAMP): $(wildcard optimlab/*.py optimlab/problems/*.py optimlab/*.js)
 	rm -rf _build/.jupyter_cache
 	mkdir -p _build && touch $@
 
