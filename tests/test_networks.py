@@ -290,6 +290,17 @@ def test_a_network_sweep_is_its_runs_done_at_once(name, optimizer, swept):
         assert tr.info["metric"][i] == pytest.approx(alone.info["metric"], rel=1e-9)
 
 
+@pytest.mark.parametrize("name", ["cnn", "gru", "transformer_post"])
+def test_a_network_run_is_determined_by_its_seed(name):
+    model = NETWORKS[name]()
+    first, again, other = (ex.sweep(model, "AdamW", steps=6, batch_size=8, seed=s, lr=[1e-3, 1e-2]).trajectory
+                           for s in (5, 5, 6))
+    np.testing.assert_array_equal(first.losses, again.losses)
+    for a, b in zip(first.info["params"], again.info["params"]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first.losses, other.losses)
+
+
 def test_a_network_run_is_the_optimizer_driven_by_hand():
     mlp = DigitsMLP(hidden=(5,))
     tr = ex.run(mlp, "SGD", steps=30, lr=0.2, batch_size=50, seed=1)
