@@ -32,7 +32,7 @@ The checks, by chapter:
 12. :func:`newton_schulz`, :func:`muon_update` (Muon, Shampoo and SOAP)
 13. :func:`schedule_free_step`, :func:`average_weights` (Schedule-Free, Prodigy and weight averaging)
 14. :func:`scaled_lr`, :func:`noise_scale` (how hyperparameters scale)
-15. :func:`lr_against_optimizer` (model families; and :func:`paired_difference` of chapter 10)
+15. :func:`lr_against_optimizer`, :func:`refined_grid` (model families; and :func:`paired_difference` of chapter 10)
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ __all__ = [
     "newton_schulz", "muon_update",
     "schedule_free_step", "average_weights",
     "scaled_lr", "noise_scale",
-    "lr_against_optimizer",
+    "lr_against_optimizer", "refined_grid",
 ]
 
 # Tolerances: a correct answer written another way passes; a near-miss separated by the cases does not.
@@ -2042,3 +2042,71 @@ def lr_against_optimizer():
     return _Spec("lr_against_optimizer", "fn(scores, higher_is_better=True) -> (lr_spread, optimizer_gap)",
                  ("lr_spread", "optimizer_gap"), cases, _lr_against_ref, mistakes,
                  covers="two and three optimizers, five and seven rates, accuracies and losses, the default flag")
+
+
+def _refined_grid_ref(lrs, scores, higher_is_better=True):
+    lrs, scores = np.asarray(lrs, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    n = lrs.size
+    k = int(np.argmax(scores) if higher_is_better else np.argmin(scores))
+    log_step = math.log(lrs[1] / lrs[0])
+    if 0 < k < n - 1:
+        log_step /= 2
+    return lrs[k] * np.exp(log_step * (np.arange(n) - n // 2))
+
+
+def _refined_grid_variant(always=False, linear=False, flag=True, middle=False, halved=False):
+    def refine(lrs, scores, higher_is_better=True):
+        lrs, scores = np.asarray(lrs, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+        n, up = lrs.size, higher_is_better if flag else True
+        k = int(np.argmax(scores) if up else np.argmin(scores))
+        centre = n // 2 if middle else k
+        factor = lrs[1] / lrs[0]
+        inside = 0 < k < n - 1
+        if linear and inside:
+            return np.linspace(lrs[k - 1], lrs[k + 1], n)
+        if always or inside:
+            factor = factor / 2 if halved else math.sqrt(factor)
+        return lrs[centre] * factor ** (np.arange(n) - n // 2)
+    return refine
+
+
+@_check
+def refined_grid():
+    """Check ``fn(lrs, scores, higher_is_better=True) -> lrs``: the next grid of a learning-rate search.
+
+    ``lrs`` is a log grid, sorted ascending with a constant factor between neighbours and an odd number of rates;
+    ``scores[i]`` the validation score at ``lrs[i]``. The best rate is the one with the best score (the maximum, or
+    the minimum when ``higher_is_better`` is False). The next grid has as many rates, centred on the best one. If
+    the best is inside the grid, the true best lies between its two neighbours: the new grid spans them, a factor
+    √(old factor) apart (half the step in log η). If the best is at an edge, the true best may lie beyond it: the new
+    grid keeps the old factor and is only moved.
+    """
+    rng = _rng(24)
+    cases = []
+    for what, lowest, factor, n, best, higher in (
+            ("five rates a factor √10 apart, the best inside, an accuracy", 1e-3, math.sqrt(10), 5, 3, True),
+            ("five rates a factor √10 apart, the best at the smallest, a loss", 3e-5, math.sqrt(10), 5, 0, False),
+            ("five rates a factor √10 apart, the best at the largest, an accuracy", 1e-4, math.sqrt(10), 5, 4, True),
+            ("seven rates a factor 2 apart, the best inside, a loss", 0.01, 2.0, 7, 2, False),
+            ("three rates a factor 10 apart, the best in the middle, the default flag", 1e-2, 10.0, 3, 1, None)):
+        lrs = lowest * factor ** np.arange(n)
+        distance = np.abs(np.arange(n) - best) + 0.1 * rng.random(n)
+        scores = 1.0 - 0.1 * distance if higher in (True, None) else 0.2 + 0.3 * distance
+        kwargs = {} if higher is None else {"higher_is_better": higher}
+        cases.append(_Case(what, lrs, scores, **kwargs))
+    mistakes = [
+        _Mistake("At an edge the best rate may lie beyond the grid: keep the old factor and move the grid so that "
+                 "it is centred on the best; refine only when the best is inside.", _refined_grid_variant(always=True)),
+        _Mistake("The new rates seem to be spaced equally in η: a learning-rate grid is spaced by a constant factor "
+                 "(equally in log η), here √(old factor).", _refined_grid_variant(linear=True)),
+        _Mistake("With higher_is_better=False the best score is the minimum (a loss), not the maximum.",
+                 _refined_grid_variant(flag=False)),
+        _Mistake("The new grid seems to be centred on the old grid's middle: centre it on the best rate.",
+                 _refined_grid_variant(middle=True)),
+        _Mistake("Halving the step in log η takes the square root of the factor between neighbours, not half of "
+                 "it: √10 ≈ 3.16 becomes 10^(1/4) ≈ 1.78.", _refined_grid_variant(halved=True)),
+    ]
+    return _Spec("refined_grid", "fn(lrs, scores, higher_is_better=True) -> lrs", ("lrs",), cases,
+                 _refined_grid_ref, mistakes,
+                 covers="the best inside and at either edge, three to seven rates, accuracies and losses, the default "
+                        "flag")

@@ -204,6 +204,15 @@ def lr_against_optimizer(scores, higher_is_better=True):
     return min(spreads), max(bests) - min(bests)
 
 
+def refined_grid(lrs, scores, higher_is_better=True):
+    best = int(np.argmax(scores)) if higher_is_better else int(np.argmin(scores))
+    factor = lrs[1] / lrs[0]
+    if 0 < best < len(lrs) - 1:
+        factor = math.sqrt(factor)
+    half = len(lrs) // 2
+    return np.array([lrs[best] * factor ** (i - half) for i in range(len(lrs))])
+
+
 ANSWERS = {name: globals()[name] for name in check.__all__}
 
 
@@ -242,6 +251,11 @@ def _restart_one_late(step, lr_max, T_0, T_mult=1, lr_min=0.0):
     while T_cur > T_i:  # > instead of >=
         T_cur, T_i = T_cur - T_i - 1, T_i * T_mult
     return lr_min + (lr_max - lr_min) * (1 + math.cos(math.pi * T_cur / T_i)) / 2
+
+
+def _refine_always(lrs, scores, higher_is_better=True):
+    best = int(np.argmax(scores)) if higher_is_better else int(np.argmin(scores))
+    return lrs[best] * math.sqrt(lrs[1] / lrs[0]) ** (np.arange(len(lrs)) - len(lrs) // 2)
 
 
 def _linear_width(lrs, scores, tolerance):
@@ -482,6 +496,11 @@ MISTAKES = [
     ("lr_against_optimizer", lambda s, higher_is_better=True: (lr_against_optimizer(s, higher_is_better)[0],
                                                                np.ptp(np.mean(s, axis=1))), "row's mean"),
     ("lr_against_optimizer", lambda s, higher_is_better=True: lr_against_optimizer(s), "not its maximum"),
+    ("refined_grid", _refine_always, "refine only when the best is inside"),
+    ("refined_grid", lambda lrs, s, higher_is_better=True: refined_grid(lrs, s), "the minimum (a loss)"),
+    ("refined_grid", lambda lrs, s, higher_is_better=True:
+        refined_grid(lrs, s, higher_is_better) / refined_grid(lrs, s, higher_is_better)[len(lrs) // 2]
+        * lrs[len(lrs) // 2], "centred on the old grid's middle"),
 ]
 
 
@@ -498,7 +517,7 @@ def test_an_answer_written_independently_passes(capsys, name):
 
 def test_every_check_has_an_answer_here_and_two_per_chapter():
     assert set(ANSWERS) == set(check.__all__)
-    assert len(check.__all__) == 30
+    assert len(check.__all__) == 31
     for name in check.__all__:
         assert f":func:`{name}`" in check.__doc__
 

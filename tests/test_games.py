@@ -227,6 +227,7 @@ def test_gan_trains_with_alternating_adam_steps():
         (lambda: GaussianMixtureGAN(n_eval=0), "n_eval must be >= 1, got 0"),
         (lambda: GaussianMixtureGAN(seed=-3), "seed must be >= 0, got -3"),
         (lambda: GaussianMixtureGAN(dtype=np.float16), "dtype must be float32 or float64"),
+        (lambda: GaussianMixtureGAN(dtype=-1), "dtype must be float32 or float64, got -1"),
         (lambda: small_gan().init_params(seed=-1), "seed must be >= 0, got -1"),
         (lambda: small_gan().loss_and_grads_1(*small_gan().init_params(), rng=3),
          "rng must be a numpy.random.Generator or None, got 3"),

@@ -237,6 +237,15 @@ def test_top_eigenpair_returns_the_unit_vector_and_warm_starts():
         (lambda: AddingGRU(n_test=0), "n_test must be >= 1, got 0"),
         (lambda: AddingGRU(recurrent_scale=0), "recurrent_scale must be > 0, got 0"),
         (lambda: AddingGRU(dtype="float16"), "dtype must be float32 or float64, got 'float16'"),
+        (lambda: AddingGRU(dtype="x"), "dtype must be float32 or float64, got 'x'"),
+        (lambda: DigitsCNN(dtype=None), "dtype must be float32 or float64, got None"),
+        (lambda: DigitsMLP(dtype=2.5), "dtype must be float32 or float64, got 2.5"),
+        (lambda: AddingGRU(T=5, n_train=20).loss(AddingGRU(T=5).init_params(), [3, 20]),
+         "batch must hold row indices from 0 to 19, got values from 3 to 20"),
+        (lambda: AddingGRU(T=5, n_train=20).loss_and_grads(AddingGRU(T=5).init_params(), [-1, 2]),
+         "batch must hold row indices from 0 to 19, got values from -1 to 2"),
+        (lambda: AddingGRU(T=5).loss(AddingGRU(T=5).init_params(), np.array([1.5])),
+         "batch must be an array of row indices .integers., got dtype float64"),
         (lambda: AddingGRU(T=5).init_params(seed=-2), "seed must be >= 0, got -2"),
         (lambda: AddingGRU(T=5).loss([np.zeros(3)]), "params must be a list of 6 arrays, got 1"),
         (lambda: AddingGRU(T=5).loss(np.zeros(3)), "params must be a list of 6 arrays, got ndarray"),
@@ -279,6 +288,17 @@ def test_a_network_sweep_is_its_runs_done_at_once(name, optimizer, swept):
         for a, b in zip(tr.info["params"], alone.info["params"]):
             np.testing.assert_allclose(a[i], b, rtol=1e-9, atol=1e-12)
         assert tr.info["metric"][i] == pytest.approx(alone.info["metric"], rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["cnn", "gru", "transformer_post"])
+def test_a_network_run_is_determined_by_its_seed(name):
+    model = NETWORKS[name]()
+    first, again, other = (ex.sweep(model, "AdamW", steps=6, batch_size=8, seed=s, lr=[1e-3, 1e-2]).trajectory
+                           for s in (5, 5, 6))
+    np.testing.assert_array_equal(first.losses, again.losses)
+    for a, b in zip(first.info["params"], again.info["params"]):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first.losses, other.losses)
 
 
 def test_a_network_run_is_the_optimizer_driven_by_hand():

@@ -34,6 +34,17 @@ def _check_int(name, value, *, low):
     return int(value)
 
 
+def _check_rows(batch, n):
+    """``batch`` as an array of row indices into ``n`` rows, or a ValueError naming ``batch``."""
+    rows = np.asarray(batch)
+    if rows.dtype.kind not in "iu":
+        raise ValueError(f"batch must be an array of row indices (integers), got dtype {rows.dtype}")
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"batch must hold row indices from 0 to {n - 1}, got values from {rows.min()} to "
+                         f"{rows.max()}")
+    return rows
+
+
 def _read_only(array):
     array = np.array(array, dtype=np.float64)
     array.flags.writeable = False
@@ -98,10 +109,11 @@ class Problem:
 def _check_dtype(dtype):
     """float32 or float64 as a numpy dtype, or a ValueError naming ``dtype``."""
     try:
-        checked = np.dtype(dtype)
+        # np.dtype(None) is float64, and None compares equal to it: None is refused here, not taken as a default
+        checked = None if dtype is None else np.dtype(dtype)
     except TypeError:
         checked = None
-    if checked not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if checked is None or checked not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     return checked
 
@@ -251,7 +263,7 @@ class NetworkProblem:
         X, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
         if batch is None:
             return X, y
-        batch = np.asarray(batch)
+        batch = _check_rows(batch, X.shape[0])
         return X[batch], y[batch]
 
     def minibatches(self, batch_size, rng, drop_last=False):
