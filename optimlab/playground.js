@@ -23,10 +23,14 @@
 
   // ------------------------------------------------------------------------------------- exact arithmetic
   // The rules use + − × ÷ and √, which are correctly rounded in JavaScript as in numpy, so they agree bit for
-  // bit. Three primitives would not: Math.pow and Math.cos may differ from the C library (which Python's `**`
-  // and numpy's cos use, correctly rounded in practice) in the last bit, and numpy's 2×2 matrix products use
-  // fused multiply-adds. A last-bit difference can grow along a path (an adaptive method circling a minimum
-  // amplifies it), so these are computed here in double-double arithmetic (about 106 bits), then rounded once.
+  // bit. Three primitives would not: Math.pow, Math.cos and Math.sin may differ from the C library's (which
+  // Python's `**` and math.cos use) in the last bit, and numpy's 2×2 matrix products use fused multiply-adds.
+  // A last-bit difference can grow along a path (an adaptive method circling a minimum amplifies it), so these
+  // are computed here in double-double arithmetic (about 106 bits), then rounded once; sin and cos exactly as
+  // optimlab/_trig.py computes them (the ravine's rotation uses those), and powers of the problems'
+  // coordinates as products (y·y·y), as optimlab's problems write them. The schedules' cosine and the
+  // optimizers' βᵗ are rounded correctly here, as the C library rounds them but for about one argument in a
+  // thousand (an isolated step, a last-bit change the cross-check has not seen grow).
 
   function twoSum(a, b) { const s = a + b, bb = s - a; return [s, (a - (s - bb)) + (b - bb)]; }
   function quick(hi, lo) { const s = hi + lo; return [s, lo - (s - hi)]; }
@@ -66,14 +70,27 @@
     return Math.pow(b, y);
   }
 
+  // (1 − β₂ᵗ)^0.5 as optimlab (and torch) compute it, with the C library's pow: that is √, rounded correctly,
+  // except at 1 − 2⁻⁵³ (reached for many steps in a row once β₂ᵗ < 1.7e-16), which pow rounds up to 1; elsewhere
+  // pow and √ differ in the last bit for about one argument in a thousand, an isolated step
+  const rootOfBiasCorrection = x => (x === 1 - 2 ** -53 ? 1 : Math.sqrt(x));
+
+  // sin and cos, as optimlab/_trig.py computes them (the same operations, so the same bits): x = kπ/2 + r with
+  // |r| <= π/4 in double-double, then the Taylor series of sin r and cos r, rounded once
   const HALF_PI = [1.5707963267948966, 6.123233995736766e-17];
-  function cos(x) {                                          // cos x = −sin(x − π/2), for 0 <= x <= π
-    if (!(x >= 0 && x <= 3.2)) return Math.cos(x);
-    const r = ddAdd([x, 0], [-HALF_PI[0], -HALF_PI[1]]), r2 = ddMul(r, r);
-    let sum = r, term = r;
-    for (let n = 1; n <= 16; n++) { term = ddDiv(ddMul(term, r2), -(2 * n) * (2 * n + 1)); sum = ddAdd(sum, term); }
-    return -quick(sum[0], sum[1])[0];
+  function sinCos(x) {                                       // [sin x, cos x]
+    if (!(Math.abs(x) <= 1e5)) return [Math.sin(x), Math.cos(x)];
+    const k = Math.floor(x / HALF_PI[0] + 0.5);
+    const r = ddAdd(ddAdd([x, 0], twoProd(-k, HALF_PI[0])), [-k * HALF_PI[1], 0]), r2 = ddMul(r, r);
+    let sin = r, cos = [1, 0], term = r, cterm = [1, 0];
+    for (let n = 1; n <= 13; n++) {
+      term = ddDiv(ddMul(term, r2), -(2 * n) * (2 * n + 1)); sin = ddAdd(sin, term);
+      cterm = ddDiv(ddMul(cterm, r2), -(2 * n - 1) * (2 * n)); cos = ddAdd(cos, cterm);
+    }
+    const S = sin[0] + sin[1], C = cos[0] + cos[1], q = ((k % 4) + 4) % 4;
+    return [[S, C, -S][q] ?? -C, [C, -S, -C][q] ?? S];
   }
+  const cos = x => sinCos(x)[1];
 
   // ---------------------------------------------------------------------------------------------- problems
 
@@ -83,7 +100,7 @@
     if (!(kappa >= 1) || !Number.isFinite(kappa)) throw new Error(`condition_number must be >= 1, got ${kappa}`);
     if (!Number.isFinite(angle)) throw new Error(`angle must be finite, got ${angle}`);
     // eigenvalues μ = 1/κ and μκ, rotated by the angle: A = Q diag(μ, μκ) Qᵀ
-    const mu = 1.0 / kappa, L = mu * kappa, c = Math.cos(angle), s = Math.sin(angle);
+    const mu = 1.0 / kappa, L = mu * kappa, [s, c] = sinCos(angle);
     // as numpy's matrix products compute them: (Q diag) Qᵀ, each entry one fused multiply-add
     const a00 = fma(-s * L, -s, c * mu * c), a01 = fma(-s * L, c, c * mu * s);
     const a10 = fma(c * L, -s, s * mu * c), a11 = fma(c * L, c, s * mu * s);
@@ -113,23 +130,25 @@
 
   function beale() {
     const cs = [1.5, 2.25, 2.625];
-    // r_i = c_i − x + x yⁱ, with ∂r_i/∂x = yⁱ − 1 and ∂r_i/∂y = i x yⁱ⁻¹
-    const parts = (x, y) => cs.map((c, k) => {
-      const i = k + 1, yi = y ** i;
-      return {r: c - x + x * yi, du: yi - 1.0, dv: i * x * y ** (i - 1), i};
-    });
+    // r_i = c_i − x + x yⁱ, with ∂r_i/∂x = yⁱ − 1 and ∂r_i/∂y = i x yⁱ⁻¹; powers as products (y·y·y), as optimlab
+    const parts = (x, y) => {
+      const y2 = y * y, ys = [1.0, y, y2, y2 * y];
+      return cs.map((c, k) => {
+        const i = k + 1;
+        return {r: c - x + x * ys[i], du: ys[i] - 1.0, dv: i * x * ys[i - 1], i, yi2: ys[Math.max(i - 2, 0)]};
+      });
+    };
     const sum = (ps, f) => ps.reduce((acc, p) => acc + f(p), 0.0);
     return {
       name: "beale", x0: [1.0, 1.5], xStar: [3, 0.5], fStar: 0, bounds: [[-4.5, 4.5], [-4.5, 4.5]],
-      loss: (x, y) => sum(parts(x, y), p => p.r ** 2),
+      loss: (x, y) => sum(parts(x, y), p => p.r * p.r),
       grad: (x, y) => {
         const ps = parts(x, y);
         return [2.0 * sum(ps, p => p.r * p.du), 2.0 * sum(ps, p => p.r * p.dv)];
       },
       hessianDiagonal: (x, y) => {
         const ps = parts(x, y);
-        const rvv = p => p.i * (p.i - 1) * x * y ** Math.max(p.i - 2, 0);
-        return [2.0 * sum(ps, p => p.du * p.du), 2.0 * sum(ps, p => p.dv * p.dv + p.r * rvv(p))];
+        return [2.0 * sum(ps, p => p.du * p.du), 2.0 * sum(ps, p => p.dv * p.dv + p.r * (p.i * (p.i - 1) * x * p.yi2))];
       },
     };
   }
@@ -240,7 +259,7 @@
         emaOfSquare(s.v, g, beta2);                                                          // v ← β₂v + (1−β₂)g²
         let v = s.v;
         if (s.vmax) { for (let i = 0; i < 2; i++) s.vmax[i] = Math.max(s.vmax[i], s.v[i]); v = s.vmax; }
-        const bc1 = 1 - pow(beta1, t), rootBc2 = Math.sqrt(1 - pow(beta2, t));
+        const bc1 = 1 - pow(beta1, t), rootBc2 = rootOfBiasCorrection(1 - pow(beta2, t));
         // θ ← θ − η√(1−β₂ᵗ)/(1−β₁ᵗ) · m/(√v + ε√(1−β₂ᵗ))
         for (let i = 0; i < 2; i++) theta[i] -= (s.m[i] / (Math.sqrt(v[i]) + h.eps * rootBc2)) * (h.lr * (rootBc2 / bc1));
       },
@@ -297,7 +316,7 @@
         const r = rectified ? Math.sqrt((rho - 4) * (rho - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rho)) : 0;
         for (let i = 0; i < 2; i++) {
           // d = r·√(1−β₂ᵗ)/(√v + ε) once ρ_t > 5, else 1 (a plain momentum step);  θ ← θ − η m̂ d
-          const d = rectified ? (Math.sqrt(bc2) / (Math.sqrt(s.v[i]) + h.eps)) * r : 1.0;
+          const d = rectified ? (rootOfBiasCorrection(bc2) / (Math.sqrt(s.v[i]) + h.eps)) * r : 1.0;
           theta[i] -= ((s.m[i] / bc1) * h.lr) * d;
         }
       },
@@ -432,12 +451,19 @@
   };
   KNOBS.Nesterov = KNOBS.Momentum;
   for (const n of ["AdamW", "Adamax", "NAdam", "RAdam"]) KNOBS[n] = KNOBS.Adam;
+  // weight decay λ, as optimlab applies it: decoupled (θ ← θ(1 − ηλ)) for AdamW, Lion and Sophia, added to the
+  // gradient (g ← g + λθ, torch's weight_decay) for the others
+  for (const n of Object.keys(KNOBS)) {
+    const decoupled = ["AdamW", "Lion", "Sophia"].includes(n);
+    KNOBS[n] = [...KNOBS[n], ["weight_decay", `weight decay λ (${decoupled ? "decoupled" : "in the gradient"})`, "wd"]];
+  }
   const RANGES = {log: [-5, 1], rho: [-3, 1]};
 
   const fmt = {                   // values at the precision that matters
     log: v => (v >= 0.01 ? Number(v.toPrecision(3)).toString() : v.toExponential(2).replace("e", "e")),
     beta: v => v.toFixed(3),
     beta2: v => v.toFixed(Math.max(2, Math.ceil(-Math.log10(Math.max(1 - v, 1e-9))) + 1)),
+    wd: v => (v === 0 ? "0 (off)" : Number(v.toPrecision(2)).toString()),
   };
   // slider position (0..1000) <-> value
   const scale = {
@@ -445,6 +471,9 @@
       return {to: u => 10 ** (a + (b - a) * u / 1000), from: v => Math.round(1000 * (Math.log10(v) - a) / (b - a))}; },
     beta: () => ({to: u => 0.999 * u / 1000, from: v => Math.round(1000 * v / 0.999)}),
     beta2: () => ({to: u => 1 - 10 ** (-0.3 - 3.7 * u / 1000), from: v => Math.round(1000 * (-Math.log10(1 - v) - 0.3) / 3.7)}),
+    // 0 at the left end (off), then 10⁻⁴ to 1 on a log scale
+    wd: () => ({to: u => (u <= 0 ? 0 : 10 ** (-4 + 4 * (u - 1) / 999)),
+      from: v => (v <= 0 ? 0 : Math.min(1000, Math.max(1, 1 + Math.round(999 * (Math.log10(v) + 4) / 4))))}),
   };
 
   function el(tag, attrs, ...children) {
@@ -513,8 +542,11 @@
     const top = el("div", {class: "olp-row"}, field("problem", problemSelect), field("steps", steps, stepsOut),
       field("learning-rate schedule", sched), reset);
     const slotBox = el("div", {class: "olp-slots"});
-    const plot = el("canvas", {width: 480, height: 360, class: "olp-plot", tabindex: 0, role: "img"});
-    const lossPlot = el("canvas", {width: 480, height: 200, class: "olp-loss", role: "img"});
+    const plot = el("canvas", {width: 480, height: 384, class: "olp-plot", tabindex: 0, role: "img"});
+    const lossPlot = el("canvas", {width: 480, height: 210, class: "olp-loss", role: "img"});
+    // the contour plot's frame inside its canvas: room on the left and below for the ticks and the axis labels
+    const frame = {left: 44, top: 8, right: 462, bottom: 346};
+    const frameW = frame.right - frame.left, frameH = frame.bottom - frame.top;
     const readout = el("p", {class: "olp-readout", "aria-live": "polite"});
     const hint = el("p", {class: "olp-hint", text: "Drag the start point (or focus the plot and use the arrow keys); every change redraws at once."});
     live.append(top, ravineFields, slotBox, el("div", {class: "olp-plots"}, plot, lossPlot), readout, hint);
@@ -562,29 +594,73 @@
       background = drawBackground();
       plot.setAttribute("aria-label", `contours of the ${state.problem} problem with the optimizers' paths; start at (${state.x0.map(v => v.toFixed(2)).join(", ")})`);
     }
-    const toPx = (x, y) => [(x - box[0][0]) / (box[0][1] - box[0][0]) * plot.width, (box[1][1] - y) / (box[1][1] - box[1][0]) * plot.height];
-    const fromPx = (px, py) => [box[0][0] + px / plot.width * (box[0][1] - box[0][0]), box[1][1] - py / plot.height * (box[1][1] - box[1][0])];
+    const toPx = (x, y) => [frame.left + (x - box[0][0]) / (box[0][1] - box[0][0]) * frameW,
+      frame.top + (box[1][1] - y) / (box[1][1] - box[1][0]) * frameH];
+    const fromPx = (px, py) => [box[0][0] + (px - frame.left) / frameW * (box[0][1] - box[0][0]),
+      box[1][1] - (py - frame.top) / frameH * (box[1][1] - box[1][0])];
 
+    // The contours: the loss at every pixel of the frame, banded between 14 levels spaced geometrically above
+    // the minimum, in plotting's greys, a darker pixel where the band changes. Redrawn when the problem changes
+    // (a move of κ or the angle): one pass for the loss, one for the bands (a logarithm, not a search through
+    // the levels), one writing whole pixels, so it stays a few milliseconds.
+    const z = new Float64Array(frameW * frameH), band = new Uint8Array(frameW * frameH);
+    const image = new ImageData(frameW, frameH), pixels = new Uint32Array(image.data.buffer);
+    const offscreen = document.createElement("canvas");
+    offscreen.width = frameW; offscreen.height = frameH;
     function drawBackground() {
-      const W = plot.width, H = plot.height, z = new Float64Array(W * H);
+      const W = frameW, H = frameH, loss = P.loss;
+      const x0 = box[0][0], dx = (box[0][1] - box[0][0]) / W, y1 = box[1][1], dy = (box[1][1] - box[1][0]) / H;
       let zmin = Infinity, zmax = -Infinity;
-      for (let j = 0; j < H; j++) for (let i = 0; i < W; i++) {
-        const [x, y] = fromPx(i + 0.5, j + 0.5), v = P.loss(x, y);
-        z[j * W + i] = v; if (v < zmin) zmin = v; if (v > zmax) zmax = v;
+      for (let j = 0, k = 0; j < H; j++) {
+        const y = y1 - (j + 0.5) * dy;
+        for (let i = 0; i < W; i++, k++) {
+          const v = loss(x0 + (i + 0.5) * dx, y);
+          z[k] = v; if (v < zmin) zmin = v; if (v > zmax) zmax = v;
+        }
       }
-      const n = 14, span = zmax - zmin, floor = span * 1e-4;     // levels spaced geometrically above the minimum
-      const levels = Array.from({length: n}, (_, k) => zmin + floor * (span / floor) ** (k / (n - 1)));
-      const band = new Uint8Array(W * H);
-      for (let k = 0; k < W * H; k++) { let b = 0; while (b < n && z[k] > levels[b]) b++; band[k] = b; }
-      const img = new ImageData(W, H);
+      // level k (0..n−1) = zmin + floor·(span/floor)^(k/(n−1)); a pixel's band is the number of levels below it
+      const n = 14, span = zmax - zmin, floor = span * 1e-4, perLevel = (n - 1) / Math.log(span / floor);
       for (let k = 0; k < W * H; k++) {
-        const i = k % W, edge = (i + 1 < W && band[k + 1] !== band[k]) || (k + W < W * H && band[k + W] !== band[k]);
-        const g = edge ? 150 : Math.round(255 - (255 - 205) * band[k] / n);   // plotting's greys
-        img.data.set([g, g, g, 255], 4 * k);
+        const above = (z[k] - zmin) / floor;
+        band[k] = above <= 1 ? 0 : Math.min(n, Math.ceil(Math.log(above) * perLevel));
       }
-      const off = document.createElement("canvas");
-      off.width = W; off.height = H; off.getContext("2d").putImageData(img, 0, 0);
-      return off;
+      const grey = Array.from({length: n + 1}, (_, b) => Math.round(255 - (255 - 205) * b / n)).concat([150]);
+      const rgba = grey.map(g => (255 << 24 | g << 16 | g << 8 | g) >>> 0);       // little-endian RGBA
+      for (let k = 0; k < W * H; k++) {
+        const b = band[k], edge = ((k + 1) % W !== 0 && band[k + 1] !== b) || (k + W < W * H && band[k + W] !== b);
+        pixels[k] = rgba[edge ? n + 1 : b];
+      }
+      offscreen.getContext("2d").putImageData(image, 0, 0);
+      return offscreen;
+    }
+
+    const niceStep = span => {                  // 1, 2 or 5 × 10^k, giving about five ticks over the span
+      const raw = span / 5, p = 10 ** Math.floor(Math.log10(raw)), r = raw / p;
+      return p * (r < 1.5 ? 1 : r < 3.5 ? 2 : 5);
+    };
+    function drawAxes(ctx) {
+      ctx.fillStyle = "#333"; ctx.strokeStyle = "#555"; ctx.lineWidth = 1; ctx.font = "12px sans-serif";
+      ctx.strokeRect(frame.left - 0.5, frame.top - 0.5, frameW + 1, frameH + 1);
+      for (const axis of [0, 1]) {
+        const [lo, hi] = box[axis], step = niceStep(hi - lo), digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+        for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + 1e-9 * step; v += step) {
+          const label = (Math.abs(v) < step / 2 ? 0 : v).toFixed(digits);
+          ctx.beginPath();
+          if (axis === 0) {
+            const [px] = toPx(v, 0);
+            ctx.moveTo(px, frame.bottom); ctx.lineTo(px, frame.bottom + 4); ctx.stroke();
+            ctx.textAlign = "center"; ctx.textBaseline = "top"; ctx.fillText(label, px, frame.bottom + 5);
+          } else {
+            const [, py] = toPx(0, v);
+            ctx.moveTo(frame.left - 4, py); ctx.lineTo(frame.left, py); ctx.stroke();
+            ctx.textAlign = "right"; ctx.textBaseline = "middle"; ctx.fillText(label, frame.left - 6, py);
+          }
+        }
+      }
+      ctx.font = "italic 13px serif"; ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+      ctx.fillText("x", frame.left + frameW / 2, plot.height - 1);
+      ctx.textBaseline = "middle"; ctx.fillText("y", 8, frame.top + frameH / 2);
+      ctx.textAlign = "start"; ctx.textBaseline = "alphabetic";
     }
 
     function compute() {
@@ -597,9 +673,11 @@
 
     function drawPaths(runs) {
       const ctx = plot.getContext("2d");
-      ctx.drawImage(background, 0, 0);
+      ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, plot.width, plot.height);
+      ctx.drawImage(background, frame.left, frame.top);
+      drawAxes(ctx);
       ctx.save();
-      ctx.beginPath(); ctx.rect(0, 0, plot.width, plot.height); ctx.clip();
+      ctx.beginPath(); ctx.rect(frame.left, frame.top, frameW, frameH); ctx.clip();
       for (const r of runs) {
         const st = styles[r.name];
         ctx.strokeStyle = st.color; ctx.fillStyle = st.color; ctx.lineWidth = 2;
@@ -627,23 +705,29 @@
     }
 
     function drawLosses(runs) {
-      const ctx = lossPlot.getContext("2d"), W = lossPlot.width, H = lossPlot.height, left = 44, bottom = 22, pad = 8;
+      // the frame: tick labels on the left, the title above it, the step axis below (nothing overlaps the curves)
+      const ctx = lossPlot.getContext("2d"), W = lossPlot.width, H = lossPlot.height, left = 48, bottom = 22, pad = 8, top = 26;
       ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
       let lo = Infinity, hi = -Infinity;
       for (const r of runs) for (const f of r.losses) if (f > 0 && Number.isFinite(f)) { lo = Math.min(lo, f); hi = Math.max(hi, f); }
       if (!(lo < Infinity)) { lo = 1e-8; hi = 1; }
       let a = Math.floor(Math.log10(Math.max(lo, 1e-16))), b = Math.ceil(Math.log10(hi));
       if (b <= a) b = a + 1;
-      const X = k => left + (W - left - pad) * k / state.steps, Y = f => pad + (H - pad - bottom) * (b - Math.log10(Math.max(f, 1e-300))) / (b - a);
-      ctx.strokeStyle = "#e3e3e3"; ctx.lineWidth = 1; ctx.fillStyle = "#333"; ctx.font = "11px sans-serif";
+      const X = k => left + (W - left - pad) * k / state.steps, Y = f => top + (H - top - bottom) * (b - Math.log10(Math.max(f, 1e-300))) / (b - a);
+      ctx.strokeStyle = "#e3e3e3"; ctx.lineWidth = 1; ctx.fillStyle = "#333"; ctx.font = "12px sans-serif";
       const every = Math.max(1, Math.ceil((b - a) / 5));
+      ctx.textAlign = "right"; ctx.textBaseline = "middle";
       for (let e = a; e <= b; e += every) {
         ctx.beginPath(); ctx.moveTo(left, Y(10 ** e)); ctx.lineTo(W - pad, Y(10 ** e)); ctx.stroke();
-        ctx.fillText(`1e${e}`, 2, Y(10 ** e) + 4);
+        ctx.fillText(`1e${e}`, left - 5, Y(10 ** e));
       }
-      ctx.fillText("0", left - 3, H - 6); ctx.fillText(`step ${state.steps}`, W - pad - 60, H - 6);
-      ctx.fillText("f − f*", left + 4, pad + 10);
-      ctx.save(); ctx.beginPath(); ctx.rect(left, 0, W - left, H - bottom); ctx.clip();
+      ctx.textBaseline = "bottom";
+      ctx.textAlign = "left"; ctx.fillText("0", left, H - 3);
+      ctx.textAlign = "center"; ctx.fillText("step", left + (W - left - pad) / 2, H - 3);
+      ctx.textAlign = "right"; ctx.fillText(String(state.steps), W - pad, H - 3);
+      ctx.textAlign = "left"; ctx.textBaseline = "top"; ctx.fillText("f − f*, log scale", left, 4);
+      ctx.textAlign = "start"; ctx.textBaseline = "alphabetic";
+      ctx.save(); ctx.beginPath(); ctx.rect(left, top - 4, W - left, H - top - bottom + 8); ctx.clip();
       for (const r of runs) {
         const st = styles[r.name];
         ctx.strokeStyle = st.color; ctx.lineWidth = 1.8; ctx.setLineDash(st.dash); ctx.beginPath();
@@ -696,7 +780,12 @@
       pending = p;
       requestAnimationFrame(() => { if (pending) { state.x0 = pending; pending = null; update(); } });
     }
-    plot.addEventListener("pointerdown", ev => { plot.setPointerCapture(ev.pointerId); moveTo(ev); ev.preventDefault(); });
+    plot.addEventListener("pointerdown", ev => {
+      plot.setPointerCapture(ev.pointerId); plot.focus({preventScroll: true}); moveTo(ev); ev.preventDefault();
+    });
+    // Keys pressed in the playground are the playground's: JupyterLab's notebook shortcuts (arrow keys move
+    // between cells) would otherwise take them from a focused slider or the plot.
+    root.addEventListener("keydown", ev => ev.stopPropagation());
     plot.addEventListener("pointermove", ev => { if (plot.hasPointerCapture(ev.pointerId)) moveTo(ev); });
     plot.addEventListener("keydown", ev => {
       const d = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1]}[ev.key];
@@ -714,7 +803,7 @@
   }
 
   const api = {
-    run, losses, problem, mount,
+    run, losses, problem, mount, _sinCos: sinCos, _pow: pow,
     optimizers: Object.keys(OPTIMIZERS),
     defaults: name => ({...OPTIMIZERS[optimizerName(name)].defaults}),
     problems: Object.keys(PROBLEMS),

@@ -664,11 +664,7 @@ def test_playground_fits_a_phone(browser, server):
 @pytest.mark.browser
 def test_playground_javascript_in_chromium_equals_optimlab(playground_page):
     """The cross-check of tests/test_playground.py, run by the page's own module in Chromium."""
-    from tests.test_playground import check_paths, draw_cases, js_cases
+    from tests.test_playground import check_paths_in_page
 
     page, _ = playground_page
-    cases = draw_cases(wanted=1, tries=4)
-    paths = page.evaluate("cases => JSON.parse(JSON.stringify(cases.map(c => "
-                          "window.optimlabPlayground.run(c.optimizer, c.problem, c.hyper, c.x0, c.steps))))",
-                          js_cases(cases))
-    check_paths(cases, paths)
+    check_paths_in_page(page)

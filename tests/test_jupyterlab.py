@@ -226,7 +226,8 @@ PLAYGROUND_CANVAS = "() => [...document.querySelectorAll('.jp-Notebook .olp canv
 
 
 def _playground_is_live(page, name: str) -> None:
-    """After Run All, the chapter's playground runs its script in JupyterLab: live, and a slider redraws it."""
+    """After Run All, the chapter's playground runs its script in JupyterLab: live, a slider moved by a click or
+    by the arrow keys, and the drawing follows."""
     page.wait_for_function("() => [...document.querySelectorAll('.jp-Notebook .olp')]"
                            ".some(e => e.optimlabPlayground)", timeout=30_000)
     playground = page.locator(".jp-Notebook .olp").first
@@ -240,6 +241,12 @@ def _playground_is_live(page, name: str) -> None:
     slider.click(position={"x": box["width"] * 0.2, "y": box["height"] / 2})
     page.wait_for_timeout(200)
     assert slider.input_value() != value, "clicking the playground's slider did not move it"
+    # the arrow keys then move it too: the playground keeps its keys from the notebook's shortcuts
+    clicked = int(slider.input_value())
+    slider.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    assert int(slider.input_value()) == clicked + 3, "the arrow keys did not move the focused slider in JupyterLab"
     _shot(page, f"{name}-playground")
     assert page.evaluate(PLAYGROUND_CANVAS) != before, "moving a playground slider in JupyterLab did not redraw"
 

@@ -82,14 +82,22 @@ class Beale(Problem):
     def _describe(self):
         return ""
 
+    @staticmethod
+    def _powers_of(v):
+        """(v, v², v³) and (1, v, v²) stacked on the last axis, as products (v·v·v): pow is not rounded the
+        same way everywhere, products are, so the playground's JavaScript computes the same bits."""
+        one, square = np.ones_like(v), v * v
+        return np.concatenate([v, square, square * v], axis=-1), np.concatenate([one, v, square], axis=-1)
+
     def _residuals(self, x):
         """r_i and their gradients (dr_i/dx, dr_i/dy), i = 1, 2, 3, each stacked on a last axis."""
         u, v = x[..., 0:1], x[..., 1:2]
         powers = np.arange(1, 4, dtype=x.dtype)
         c = np.asarray(self._constants, dtype=x.dtype)
-        residual = c - u + u * v**powers
-        d_du = v**powers - 1.0
-        d_dv = powers * u * v ** (powers - 1)
+        v_i, v_i_minus_1 = self._powers_of(v)
+        residual = c - u + u * v_i
+        d_du = v_i - 1.0
+        d_dv = powers * u * v_i_minus_1
         return residual, d_du, d_dv
 
     def loss(self, x, t=0):
@@ -106,8 +114,10 @@ class Beale(Problem):
         u, v = x[..., 0:1], x[..., 1:2]
         powers = np.arange(1, 4, dtype=x.dtype)
         # second derivatives of r_i: d2/du2 = 0, d2/dudv = i v^(i-1), d2/dv2 = i (i-1) u v^(i-2)
-        r_uv = powers * v ** (powers - 1)
-        r_vv = powers * (powers - 1) * u * v ** np.maximum(powers - 2, 0)
+        v_i_minus_1 = self._powers_of(v)[1]
+        v_i_minus_2 = np.concatenate([v_i_minus_1[..., :1], v_i_minus_1[..., :2]], axis=-1)  # v^max(i−2, 0)
+        r_uv = powers * v_i_minus_1
+        r_vv = powers * (powers - 1) * u * v_i_minus_2
         f_uu = 2.0 * (d_du * d_du).sum(-1)
         f_uv = 2.0 * (d_du * d_dv + residual * r_uv).sum(-1)
         f_vv = 2.0 * (d_dv * d_dv + residual * r_vv).sum(-1)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .._trig import sin_cos
 from ._base import Problem, _check_int, _check_number, _expand, _read_only, _scalar_if_0d
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ class Ravine(Problem):
         self.eigenvalues = _read_only(self.mu * self.condition_number ** np.linspace(0.0, 1.0, self.dim))
 
         rotation = np.eye(self.dim)
-        c, s = math.cos(self.angle), math.sin(self.angle)
+        s, c = sin_cos(self.angle)  # rounded correctly: the playground's JavaScript gets the same bits
         last = self.dim - 1
         rotation[0, 0], rotation[0, last], rotation[last, 0], rotation[last, last] = c, -s, s, c
         self.eigenvectors = _read_only(rotation)  # columns
