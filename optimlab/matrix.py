@@ -341,7 +341,7 @@ class Shampoo(_MatrixOptimizer):
     test, roots every f steps, their inverse roots by SVD (agreement about 1e-13 over 300 steps), and
     (tests/test_matrix_torch.py) against pytorch-optimizer's Shampoo with momentum 0 and roots at every step.
 
-    Where Distributed Shampoo (Shi et al. 2023, the AlgoPerf entry) differs:
+    Where Distributed Shampoo (Shi et al. 2023, arXiv:2309.06497, the AlgoPerf entry) differs:
 
     * grafting: it takes each block's step size from a diagonal method (AdaGrad or Adam) and only the direction
       from Shampoo, and runs the grafted method alone before its first roots; here the step is η L^{−1/4} g R^{−1/4}
