@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ._base import NetworkProblem, _check_dtype, _check_int, _check_number
+from ._base import NetworkProblem, _check_dtype, _check_int, _check_number, _max_last, _sum_last
 from .data import _digits, digits_split
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -24,9 +24,9 @@ from .data import _digits, digits_split
 
 
 def _softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
+    shifted = logits - _max_last(logits)
     e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / _sum_last(e)
 
 
 class DigitsClassifier(NetworkProblem):
@@ -85,8 +85,8 @@ class DigitsClassifier(NetworkProblem):
     _softmax = staticmethod(_softmax)
 
     def _cross_entropy(self, logits, y):
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_normalizer = np.log(np.exp(shifted).sum(axis=-1))
+        shifted = logits - _max_last(logits)
+        log_normalizer = np.log(_sum_last(np.exp(shifted))[..., 0])
         picked = np.take_along_axis(shifted, np.broadcast_to(y, shifted.shape[:-1])[..., None], axis=-1)
         return (log_normalizer - picked[..., 0]).mean(axis=-1)
 
@@ -277,7 +277,7 @@ class DigitsMLP(DigitsClassifier):
         # the loss's curvature in the logits: d(softmax)/da applied to R{a_L}
         p = self._softmax(pre_activations[-1])
         d_pre = (p - self._one_hot(y)) / n
-        r_d_pre = p * (r_pre[-1] - (p * r_pre[-1]).sum(axis=-1, keepdims=True)) / n
+        r_d_pre = p * (r_pre[-1] - _sum_last(p * r_pre[-1])) / n
 
         # R-backward
         products = [None] * len(params)
