@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ._base import NetworkProblem, _check_dtype, _check_int, _check_number, _max_last, _sum_last
+from ._base import NetworkProblem, _check_dtype, _check_int, _check_number, _max_last, _sum_last, _sum_rows
 from .data import _digits, digits_split
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class DigitsMLP(DigitsClassifier):
         d_pre = d_logits
         for layer in reversed(range(self.n_layers)):
             grads[2 * layer] = np.swapaxes(inputs[layer], -1, -2) @ d_pre
-            grads[2 * layer + 1] = d_pre.sum(axis=-2)
+            grads[2 * layer + 1] = _sum_rows(d_pre)
             if layer > 0:
                 d_pre = (d_pre @ np.swapaxes(params[2 * layer], -1, -2)) * self._dphi(pre_activations[layer - 1])
         return grads
@@ -286,7 +286,7 @@ class DigitsMLP(DigitsClassifier):
             products[2 * layer] = inputs_T @ r_d_pre
             if exact and layer > 0:
                 products[2 * layer] = products[2 * layer] + np.swapaxes(r_inputs[layer], -1, -2) @ d_pre
-            products[2 * layer + 1] = r_d_pre.sum(axis=-2)
+            products[2 * layer + 1] = _sum_rows(r_d_pre)
             if layer > 0:
                 W_T = np.swapaxes(params[2 * layer], -1, -2)
                 slope = self._dphi(pre_activations[layer - 1])
@@ -429,7 +429,7 @@ class DigitsCNN(DigitsClassifier):
         blocks, features = cache
         grads = [None] * len(params)
         grads[-2] = np.swapaxes(features, -1, -2) @ d_logits
-        grads[-1] = d_logits.sum(axis=-2)
+        grads[-1] = _sum_rows(d_logits)
         d_Z = (d_logits @ np.swapaxes(params[-2], -1, -2)).reshape(features.shape[:-1] + blocks[-1][2].shape[-3:])
         for block in reversed(range(len(self.channels))):
             flat, corners, pooled = blocks[block]
@@ -446,7 +446,7 @@ class DigitsCNN(DigitsClassifier):
                 d_conv[..., i::2, j::2, :] = d_pooled * first
             d_conv = d_conv.reshape(d_conv.shape[:-4] + (-1, K.shape[-1]))
             grads[2 * block] = (np.swapaxes(flat, -1, -2) @ d_conv).reshape(d_conv.shape[:-2] + K.shape[-4:])
-            grads[2 * block + 1] = d_conv.sum(axis=-2)
+            grads[2 * block + 1] = _sum_rows(d_conv)
             if block > 0:
                 runs = K.shape[:-4]
                 d_flat = d_conv @ np.swapaxes(K.reshape(runs + (-1, K.shape[-1])), -1, -2)
@@ -614,7 +614,7 @@ class AddingGRU(NetworkProblem):
         d_inputs, d_recurrent = runs_first(d_inputs), runs_first(d_recurrent)
         previous = runs_first(np.stack(states))
         return [steps_first.T @ d_inputs, np.swapaxes(previous, -1, -2) @ d_recurrent,
-                d_inputs.sum(axis=-2), d_recurrent.sum(axis=-2), d_w, d_c]
+                _sum_rows(d_inputs), _sum_rows(d_recurrent), d_w, d_c]
 
     def predict(self, params, X):
         """The network's outputs ŷ for sequences ``X`` (n, T, 2), shape ``(..., n)``."""

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._base import NetworkProblem, _check_dtype, _check_int, _max_last, _mean_last, _sum_last
+from ._base import NetworkProblem, _check_dtype, _check_int, _max_last, _mean_last, _sum_last, _sum_rows
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _LN_EPS = 1e-5
@@ -38,7 +38,7 @@ def _layer_norm_backward(dy, g, cache):
     x_hat, inv_sigma = cache
     d_hat = dy * g[..., None, :]
     dx = inv_sigma * (d_hat - _mean_last(d_hat) - x_hat * _mean_last(d_hat * x_hat))
-    return dx, (dy * x_hat).sum(axis=-2), dy.sum(axis=-2)
+    return dx, _sum_rows(dy * x_hat), _sum_rows(dy)
 
 
 def _linear(u, W, b):
@@ -47,7 +47,7 @@ def _linear(u, W, b):
 
 def _linear_backward(d_out, u, W):
     """Gradients of u @ W + b: with respect to u, W and b (rows on axis -2)."""
-    return d_out @ np.swapaxes(W, -1, -2), np.swapaxes(u, -1, -2) @ d_out, d_out.sum(axis=-2)
+    return d_out @ np.swapaxes(W, -1, -2), np.swapaxes(u, -1, -2) @ d_out, _sum_rows(d_out)
 
 
 # the arrays of one block, in order
