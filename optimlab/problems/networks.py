@@ -510,7 +510,9 @@ class AddingGRU(NetworkProblem):
     name = "adding_gru"
     metric_name = "mse"
     baseline_mse = 1.0 / 6.0
-    TRAINING_ROWS = 256  # rows × runs per block of loss_and_grads: see NetworkProblem.loss_and_grads
+    # rows × runs per block of loss_and_grads (see NetworkProblem.loss_and_grads) at 16 hidden units; __init__
+    # scales it to hold the same number of state values (a narrower network gets more runs per block)
+    TRAINING_ROWS = 256
 
     def __init__(self, T=30, hidden=16, n_train=2000, n_test=500, seed=0, recurrent_scale=1.0, dtype=np.float64):
         self.T = _check_int("T", T, low=2)
@@ -520,6 +522,7 @@ class AddingGRU(NetworkProblem):
         self.seed = _check_int("seed", seed, low=0)
         self.recurrent_scale = _check_number("recurrent_scale", recurrent_scale, low=0.0, low_inclusive=False)
         self.dtype = _check_dtype(dtype)
+        self.TRAINING_ROWS = max(1, AddingGRU.TRAINING_ROWS * 16 // self.hidden)
         rng = np.random.default_rng(self.seed)
         self.X_train, self.y_train = self.sequences(n_train, rng)
         self.X_test, self.y_test = self.sequences(n_test, rng)

@@ -123,8 +123,9 @@ class TinyTransformer(NetworkProblem):
 
     name = "tiny_transformer"
     metric_name = "sequence accuracy"
-    # sequences × runs per block of loss_and_grads (see NetworkProblem.loss_and_grads): 64 sequences make 768 rows
-    # of activations, which stay in cache; 64 stacked runs at once were slower than a loop over them
+    # sequences × runs per block of loss_and_grads (see NetworkProblem.loss_and_grads) for the default model: 64
+    # sequences make 768 rows of 32 features, which stay in cache; 64 stacked runs at once were slower than a loop
+    # over them. __init__ scales it to hold as many values (positions × d_model) for other sizes
     TRAINING_ROWS = 64
 
     def __init__(self, norm="pre", blocks=1, d_model=32, heads=2, d_ff=64, vocab=8, length=6, n_train=2000,
@@ -146,6 +147,7 @@ class TinyTransformer(NetworkProblem):
         n_test = _check_int("n_test", n_test, low=1)
         self.seed = _check_int("seed", seed, low=0)
         self.dtype = _check_dtype(dtype)
+        self.TRAINING_ROWS = max(1, TinyTransformer.TRAINING_ROWS * 12 * 32 // (2 * self.length * self.d_model))
         rng = np.random.default_rng(self.seed)
         self.X_train, self.y_train = self.sequences(n_train, rng)
         self.X_test, self.y_test = self.sequences(n_test, rng)
