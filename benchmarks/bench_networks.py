@@ -53,26 +53,25 @@ NETWORKS = {
 BATCH, RUNS = 32, 64
 
 
-def cpu_median(fn, repeat=7, number=1):
-    """The median over ``repeat`` blocks of ``number`` calls of the process's CPU time per call."""
+def per_call(fn, repeat, number, clock, pick):
+    """``pick`` (min or median) over ``repeat`` blocks of ``number`` calls of the time per call by ``clock``."""
     times = []
     for _ in range(repeat):
-        start = time.process_time()
+        start = clock()
         for _ in range(number):
             fn()
-        times.append((time.process_time() - start) / number)
-    return float(np.median(times))
+        times.append((clock() - start) / number)
+    return float(pick(times))
+
+
+def cpu_median(fn, repeat=7, number=1):
+    """The median over ``repeat`` blocks of ``number`` calls of the process's CPU time per call."""
+    return per_call(fn, repeat, number, time.process_time, np.median)
 
 
 def best_of(fn, repeat=5, number=1):
     """The fastest of ``repeat`` blocks of ``number`` calls, per call: other work only ever adds time."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return min(times)
+    return per_call(fn, repeat, number, time.perf_counter, min)
 
 
 def per_example():
