@@ -90,6 +90,41 @@ def test_blocks_of_runs_equal_the_runs_together(name):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reductions_over_short_axes_equal_numpys_bit_for_bit(dtype):
+    """The column-by-column reductions of a stack of runs (softmax, LayerNorm, attention, bias gradients) give
+    numpy's own results exactly, on arrays large enough to take them and on small ones left to numpy."""
+    from optimlab.problems._base import _ROWS, _max_last, _mean_last, _sum_last, _sum_rows
+    rng = np.random.default_rng(0)
+    for k in (1, 2, 5, 7, 8, 9, 10, 12, 16, 17, 24, 32, 33, 64, 100, 128, 129):
+        for lead in ((3, 5), (2, _ROWS // 2 + 1)):  # left to numpy; rows enough for the columns
+            shape = lead + (k,)
+            x = (rng.standard_normal(shape) * rng.uniform(0.01, 100.0, shape)).astype(dtype)
+            for ours, numpys in ((_max_last, x.max(axis=-1, keepdims=True)),
+                                 (_sum_last, x.sum(axis=-1, keepdims=True)),
+                                 (_mean_last, x.mean(axis=-1, keepdims=True))):
+                got = ours(x)
+                assert got.dtype == numpys.dtype and got.shape == numpys.shape
+                np.testing.assert_array_equal(got, numpys, err_msg=f"{ours.__name__}, shape {shape}")
+    for shape in ((4, 1024, 16), (64, 32, 32), (2, 7, 300, 3), (70, 64, 1), (5, 3000, 63), (5, 3000, 64), (30, 8)):
+        x = (rng.standard_normal(shape) * rng.uniform(0.01, 100.0, shape)).astype(dtype)
+        np.testing.assert_array_equal(_sum_rows(x), x.sum(axis=-2), err_msg=f"shape {shape}")
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "gru", "transformer_pre", "transformer_post"])
+def test_a_large_stack_equals_runs_one_by_one(name):
+    """40 runs on 30 rows: enough rows for the column-by-column reductions of the stack, not of one run."""
+    model = NETWORKS[name]()
+    model.TRAINING_ROWS = None
+    runs = [model.init_params(seed) for seed in range(40)]
+    losses, grads = model.loss_and_grads([np.stack(arrays) for arrays in zip(*runs)], BATCH)
+    for run in (0, 17, 39):
+        loss, grad = model.loss_and_grads(runs[run], BATCH)
+        assert losses[run] == pytest.approx(loss, rel=1e-12)
+        for a, b in zip(grads, grad):
+            np.testing.assert_allclose(a[run], b, rtol=1e-10, atol=1e-14)
+
+
 def test_init_is_seeded_and_bounded(network):
     first, again, other = network.init_params(3), network.init_params(3), network.init_params(4)
     for a, b in zip(first, again):

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ._base import _check_dtype, _check_int, _check_number
+from ._base import _check_dtype, _check_int, _check_number, _sum_rows
 
 __all__ = ["BilinearGame", "GaussianMixtureGAN", "play"]
 
@@ -189,7 +189,7 @@ def _mlp_backward(params, inputs, d_out):
     grads = [None] * len(params)
     for layer in reversed(range(len(params) // 2)):
         grads[2 * layer] = np.swapaxes(inputs[layer], -1, -2) @ d_out
-        grads[2 * layer + 1] = d_out.sum(axis=-2)
+        grads[2 * layer + 1] = _sum_rows(d_out)
         d_out = d_out @ np.swapaxes(params[2 * layer], -1, -2)
         if layer > 0:
             d_out = d_out * (1.0 - inputs[layer] * inputs[layer])

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ._base import NetworkProblem, _check_dtype, _check_int, _check_number
+from ._base import NetworkProblem, _check_dtype, _check_int, _check_number, _max_last, _sum_last, _sum_rows
 from .data import _digits, digits_split
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -24,9 +24,9 @@ from .data import _digits, digits_split
 
 
 def _softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
+    shifted = logits - _max_last(logits)
     e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / _sum_last(e)
 
 
 class DigitsClassifier(NetworkProblem):
@@ -85,8 +85,8 @@ class DigitsClassifier(NetworkProblem):
     _softmax = staticmethod(_softmax)
 
     def _cross_entropy(self, logits, y):
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_normalizer = np.log(np.exp(shifted).sum(axis=-1))
+        shifted = logits - _max_last(logits)
+        log_normalizer = np.log(_sum_last(np.exp(shifted))[..., 0])
         picked = np.take_along_axis(shifted, np.broadcast_to(y, shifted.shape[:-1])[..., None], axis=-1)
         return (log_normalizer - picked[..., 0]).mean(axis=-1)
 
@@ -247,7 +247,7 @@ class DigitsMLP(DigitsClassifier):
         d_pre = d_logits
         for layer in reversed(range(self.n_layers)):
             grads[2 * layer] = np.swapaxes(inputs[layer], -1, -2) @ d_pre
-            grads[2 * layer + 1] = d_pre.sum(axis=-2)
+            grads[2 * layer + 1] = _sum_rows(d_pre)
             if layer > 0:
                 d_pre = (d_pre @ np.swapaxes(params[2 * layer], -1, -2)) * self._dphi(pre_activations[layer - 1])
         return grads
@@ -277,7 +277,7 @@ class DigitsMLP(DigitsClassifier):
         # the loss's curvature in the logits: d(softmax)/da applied to R{a_L}
         p = self._softmax(pre_activations[-1])
         d_pre = (p - self._one_hot(y)) / n
-        r_d_pre = p * (r_pre[-1] - (p * r_pre[-1]).sum(axis=-1, keepdims=True)) / n
+        r_d_pre = p * (r_pre[-1] - _sum_last(p * r_pre[-1])) / n
 
         # R-backward
         products = [None] * len(params)
@@ -286,7 +286,7 @@ class DigitsMLP(DigitsClassifier):
             products[2 * layer] = inputs_T @ r_d_pre
             if exact and layer > 0:
                 products[2 * layer] = products[2 * layer] + np.swapaxes(r_inputs[layer], -1, -2) @ d_pre
-            products[2 * layer + 1] = r_d_pre.sum(axis=-2)
+            products[2 * layer + 1] = _sum_rows(r_d_pre)
             if layer > 0:
                 W_T = np.swapaxes(params[2 * layer], -1, -2)
                 slope = self._dphi(pre_activations[layer - 1])
@@ -429,7 +429,7 @@ class DigitsCNN(DigitsClassifier):
         blocks, features = cache
         grads = [None] * len(params)
         grads[-2] = np.swapaxes(features, -1, -2) @ d_logits
-        grads[-1] = d_logits.sum(axis=-2)
+        grads[-1] = _sum_rows(d_logits)
         d_Z = (d_logits @ np.swapaxes(params[-2], -1, -2)).reshape(features.shape[:-1] + blocks[-1][2].shape[-3:])
         for block in reversed(range(len(self.channels))):
             flat, corners, pooled = blocks[block]
@@ -446,7 +446,7 @@ class DigitsCNN(DigitsClassifier):
                 d_conv[..., i::2, j::2, :] = d_pooled * first
             d_conv = d_conv.reshape(d_conv.shape[:-4] + (-1, K.shape[-1]))
             grads[2 * block] = (np.swapaxes(flat, -1, -2) @ d_conv).reshape(d_conv.shape[:-2] + K.shape[-4:])
-            grads[2 * block + 1] = d_conv.sum(axis=-2)
+            grads[2 * block + 1] = _sum_rows(d_conv)
             if block > 0:
                 runs = K.shape[:-4]
                 d_flat = d_conv @ np.swapaxes(K.reshape(runs + (-1, K.shape[-1])), -1, -2)
@@ -510,7 +510,9 @@ class AddingGRU(NetworkProblem):
     name = "adding_gru"
     metric_name = "mse"
     baseline_mse = 1.0 / 6.0
-    TRAINING_ROWS = 256  # rows × runs per block of loss_and_grads: see NetworkProblem.loss_and_grads
+    # rows × runs per block of loss_and_grads (see NetworkProblem.loss_and_grads) at 16 hidden units; __init__
+    # scales it to hold the same number of state values (a narrower network gets more runs per block)
+    TRAINING_ROWS = 256
 
     def __init__(self, T=30, hidden=16, n_train=2000, n_test=500, seed=0, recurrent_scale=1.0, dtype=np.float64):
         self.T = _check_int("T", T, low=2)
@@ -520,6 +522,7 @@ class AddingGRU(NetworkProblem):
         self.seed = _check_int("seed", seed, low=0)
         self.recurrent_scale = _check_number("recurrent_scale", recurrent_scale, low=0.0, low_inclusive=False)
         self.dtype = _check_dtype(dtype)
+        self.TRAINING_ROWS = max(1, AddingGRU.TRAINING_ROWS * 16 // self.hidden)
         rng = np.random.default_rng(self.seed)
         self.X_train, self.y_train = self.sequences(n_train, rng)
         self.X_test, self.y_test = self.sequences(n_test, rng)
@@ -614,7 +617,7 @@ class AddingGRU(NetworkProblem):
         d_inputs, d_recurrent = runs_first(d_inputs), runs_first(d_recurrent)
         previous = runs_first(np.stack(states))
         return [steps_first.T @ d_inputs, np.swapaxes(previous, -1, -2) @ d_recurrent,
-                d_inputs.sum(axis=-2), d_recurrent.sum(axis=-2), d_w, d_c]
+                _sum_rows(d_inputs), _sum_rows(d_recurrent), d_w, d_c]
 
     def predict(self, params, X):
         """The network's outputs ŷ for sequences ``X`` (n, T, 2), shape ``(..., n)``."""

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._base import NetworkProblem, _check_dtype, _check_int
+from ._base import NetworkProblem, _check_dtype, _check_int, _max_last, _mean_last, _sum_last, _sum_rows
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _LN_EPS = 1e-5
@@ -27,9 +27,8 @@ def _gelu_slope(a, t):
 
 def _layer_norm(x, g, b):
     """LayerNorm over the last axis with gain g and bias b (Ba et al. 2016); returns y and (x̂, 1/σ)."""
-    mu = x.mean(axis=-1, keepdims=True)
-    centred = x - mu
-    inv_sigma = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + _LN_EPS)
+    centred = x - _mean_last(x)
+    inv_sigma = 1.0 / np.sqrt(_mean_last(centred * centred) + _LN_EPS)
     x_hat = centred * inv_sigma
     return x_hat * g[..., None, :] + b[..., None, :], (x_hat, inv_sigma)
 
@@ -38,9 +37,8 @@ def _layer_norm_backward(dy, g, cache):
     """Gradients of a LayerNorm: with respect to its input, its gain and its bias (rows on axis -2)."""
     x_hat, inv_sigma = cache
     d_hat = dy * g[..., None, :]
-    dx = inv_sigma * (d_hat - d_hat.mean(axis=-1, keepdims=True)
-                      - x_hat * (d_hat * x_hat).mean(axis=-1, keepdims=True))
-    return dx, (dy * x_hat).sum(axis=-2), dy.sum(axis=-2)
+    dx = inv_sigma * (d_hat - _mean_last(d_hat) - x_hat * _mean_last(d_hat * x_hat))
+    return dx, _sum_rows(dy * x_hat), _sum_rows(dy)
 
 
 def _linear(u, W, b):
@@ -49,7 +47,7 @@ def _linear(u, W, b):
 
 def _linear_backward(d_out, u, W):
     """Gradients of u @ W + b: with respect to u, W and b (rows on axis -2)."""
-    return d_out @ np.swapaxes(W, -1, -2), np.swapaxes(u, -1, -2) @ d_out, d_out.sum(axis=-2)
+    return d_out @ np.swapaxes(W, -1, -2), np.swapaxes(u, -1, -2) @ d_out, _sum_rows(d_out)
 
 
 # the arrays of one block, in order
@@ -125,8 +123,9 @@ class TinyTransformer(NetworkProblem):
 
     name = "tiny_transformer"
     metric_name = "sequence accuracy"
-    # sequences × runs per block of loss_and_grads (see NetworkProblem.loss_and_grads): 64 sequences make 768 rows
-    # of activations, which stay in cache; 64 stacked runs at once were slower than a loop over them
+    # sequences × runs per block of loss_and_grads (see NetworkProblem.loss_and_grads) for the default model: 64
+    # sequences make 768 rows of 32 features, which stay in cache; 64 stacked runs at once were slower than a loop
+    # over them. __init__ scales it to hold as many values (positions × d_model) for other sizes
     TRAINING_ROWS = 64
 
     def __init__(self, norm="pre", blocks=1, d_model=32, heads=2, d_ff=64, vocab=8, length=6, n_train=2000,
@@ -148,6 +147,7 @@ class TinyTransformer(NetworkProblem):
         n_test = _check_int("n_test", n_test, low=1)
         self.seed = _check_int("seed", seed, low=0)
         self.dtype = _check_dtype(dtype)
+        self.TRAINING_ROWS = max(1, TinyTransformer.TRAINING_ROWS * 12 * 32 // (2 * self.length * self.d_model))
         rng = np.random.default_rng(self.seed)
         self.X_train, self.y_train = self.sequences(n_train, rng)
         self.X_test, self.y_test = self.sequences(n_test, rng)
@@ -205,9 +205,9 @@ class TinyTransformer(NetworkProblem):
         q, k, v = heads[..., 0, :, :, :], heads[..., 1, :, :, :], heads[..., 2, :, :, :]
         scores = (q @ np.swapaxes(k, -1, -2)) / math.sqrt(dh)
         scores = np.where(np.tri(T, dtype=bool), scores, -np.inf)
-        scores = scores - scores.max(axis=-1, keepdims=True)
+        scores = scores - _max_last(scores)
         probs = np.exp(scores)
-        probs /= probs.sum(axis=-1, keepdims=True)
+        probs /= _sum_last(probs)
         mixed = probs @ v  # (..., n, H, T, dh)
         merged = np.moveaxis(mixed, -3, -2).reshape(u.shape)
         return _linear(merged, W_o, b_o), (u, q, k, v, probs, merged)
@@ -219,7 +219,7 @@ class TinyTransformer(NetworkProblem):
                                                                q.shape[-1])), -2, -3)
         d_probs = d_mixed @ np.swapaxes(v, -1, -2)
         d_v = np.swapaxes(probs, -1, -2) @ d_mixed
-        d_scores = probs * (d_probs - (d_probs * probs).sum(axis=-1, keepdims=True)) / math.sqrt(q.shape[-1])
+        d_scores = probs * (d_probs - _sum_last(d_probs * probs)) / math.sqrt(q.shape[-1])
         d_q = d_scores @ k
         d_k = np.swapaxes(d_scores, -1, -2) @ q
         d_heads = np.stack([d_q, d_k, d_v], axis=-4)  # (..., n, 3, H, T, dh)
@@ -306,8 +306,8 @@ class TinyTransformer(NetworkProblem):
     # -- loss and metric ---------------------------------------------------------------------------------------
 
     def _cross_entropy(self, logits, y):
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_normalizer = np.log(np.exp(shifted).sum(axis=-1))
+        shifted = logits - _max_last(logits)
+        log_normalizer = np.log(_sum_last(np.exp(shifted))[..., 0])
         picked = np.take_along_axis(shifted, np.broadcast_to(y, shifted.shape[:-1])[..., None], axis=-1)[..., 0]
         return (log_normalizer - picked).mean(axis=(-2, -1))
 
@@ -332,9 +332,9 @@ class TinyTransformer(NetworkProblem):
     def _loss_and_grads(self, params, batch):
         X, y = self._rows(batch)
         logits, cache = self._forward(params, X)
-        shifted = logits - logits.max(axis=-1, keepdims=True)
+        shifted = logits - _max_last(logits)
         p = np.exp(shifted)
-        p /= p.sum(axis=-1, keepdims=True)
+        p /= _sum_last(p)
         d_logits = (p - (y[..., None] == np.arange(self.vocab))) / (y.size)
         return self._cross_entropy(logits, y), self._backward(params, cache, d_logits.astype(logits.dtype))
 
