@@ -13,10 +13,11 @@ arrays, ``init_params(seed)``, ``loss(params, batch=None)``, ``loss_and_grads(pa
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable
 
 import numpy as np
 
-from ._base import NetworkProblem, _check_dtype, _check_int, _check_number, _max_last, _sum_last, _sum_rows
+from ._base import NetworkProblem, _check_dtype, _check_int, _check_number, _check_rows, _max_last, _sum_last, _sum_rows
 from .data import _digits, digits_split
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -79,8 +80,8 @@ class DigitsClassifier(NetworkProblem):
         X, y = self._split(split)
         if batch is None:
             return X, y
-        batch = np.asarray(batch)
-        return X[batch], y[batch]
+        rows = _check_rows(batch, len(X))
+        return X[rows], y[rows]
 
     _softmax = staticmethod(_softmax)
 
@@ -202,6 +203,8 @@ class DigitsMLP(DigitsClassifier):
     def __init__(self, hidden=(32,), activation="tanh", test_size=0.25, seed=0, dtype=np.float64):
         if isinstance(hidden, numbers.Integral):
             hidden = (hidden,)
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+            raise ValueError(f"hidden must be an integer or a sequence of integers, got {hidden!r}")
         hidden = tuple(hidden)
         for i, width in enumerate(hidden):
             _check_int(f"hidden[{i}]", width, low=1)
