@@ -675,3 +675,25 @@ def test_more_optimizers_load_state_dict_under_hostile_snapshots(name, data, dty
             if hasattr(opt, "eval"):
                 opt.eval()
         assert all(p.dtype == dtype for p in params)
+
+
+@settings(FUZZ, max_examples=400)
+@given(name=st.sampled_from(["SGD", "Momentum", "Adam", "Prodigy", "SGDScheduleFree", ol.Muon]),
+       entry=st.sampled_from(["sweep", "grid"]), data=st.data())
+def test_sweep_and_grid_under_hostile_axes(name, entry, data):
+    problem = problems.Ravine(10.0)
+    key = data.draw(st.sampled_from(["lr", "weight_decay"]), label="key")
+    axis = data.draw(st.one_of(st.lists(st.one_of(st.floats(0, 0.1), hostile), min_size=0, max_size=3),
+                               st.sampled_from([np.array([0.01, 0.02]), np.array([1, 2]), np.array([True]),
+                                                np.array(["a"]), np.array([[0.1]])])), label="axis")
+    kwargs = {key: axis, "steps": 2}
+    if entry == "grid" and data.draw(st.booleans(), label="second axis"):
+        kwargs["momentum" if name == "Momentum" else "lr"] = data.draw(st.sampled_from([[0.5, 0.9], [0.1], []]),
+                                                                       label="second")
+    x0 = problem.x0.copy()
+    result = []
+    call = getattr(experiments, entry)
+    with np.errstate(all="ignore"):   # an accepted lr of 1e308 diverges: marked, not an error
+        ok = attempt(lambda: result.append(call(problem, name, x0=x0, **kwargs)), lambda: x0)
+    if ok:
+        assert np.array_equal(x0, problem.x0)   # the start is copied, never moved
