@@ -276,6 +276,7 @@ def _is_array_hyper(value) -> bool:
 
 # "no gradients to check" for _revalidate, so that a caller's grads=None is checked (and refused) like any other
 _NO_GRADS = object()
+_ABSENT = object()   # "no such key", unlike any value a group can hold (None included)
 
 
 class _Unit:
@@ -495,7 +496,7 @@ class Optimizer:
                     params[0] is not members[0] if len(members) == 1 else not all(map(operator.is_, params, members))):
                 relink = True
             for key, value in self._checked[gi].items():
-                if group.get(key) is not value:
+                if group.get(key, _ABSENT) is not value:   # (a deleted key whose value was None too)
                     recheck.append(gi)
                     break
             else:
@@ -567,8 +568,9 @@ class Optimizer:
 
     def _check_grads(self, grads, name="grads", params=None):
         if params is None:
-            self._revalidate()   # a subclass's step that checks gradients before revalidating
-            params = self._all_params
+            # a subclass's own step: groups changed by hand are taken in only once the gradients fit them too
+            self._revalidate(grads, name)
+            return
         if isinstance(grads, np.ndarray) or not isinstance(grads, (list, tuple)):
             raise TypeError(f"{name} must be a list of arrays, one per parameter, got {type(grads).__name__}")
         if len(grads) != len(params):

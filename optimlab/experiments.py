@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optimizers, schedule_free
+from ._base import check_number
 from .clipping import clip_by_norm_, clip_grad_value_
 from .matrix import Muon
 
@@ -286,8 +287,7 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
                ("schedule", "clip_norm", "clip_value", "accumulate", "seed", "divergence", "dtype", "batch_size",
                 "sharpness_every", "sharpness_iters")
                if k in axes_and_hyperparameters}
-    swept = {k: np.asarray(v, dtype=float) for k, v in axes_and_hyperparameters.items()
-             if isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1 and k != "betas"}
+    swept = _axes(axes_and_hyperparameters)
     if not swept:
         raise ValueError("sweep needs at least one hyperparameter given as a 1-D array of values to sweep")
     sizes = {k: len(v) for k, v in swept.items()}
@@ -311,17 +311,35 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
         # one estimate (Prodigy's d) from every element: the rows of one (B, dim) run would share it, so each
         # row is its own run
         runs = [run(problem, optimizer, steps=steps, x0=start[i], record_path=record_path, **options,
-                    **{k: _row(v, i) for k, v in hyper.items()}) for i in range(size)]
+                    **{k: _row(v, i, size) for k, v in hyper.items()}) for i in range(size)]
         return SweepResult(values=swept, trajectory=_stack(runs))
     trajectory = run(problem, optimizer, steps=steps, x0=start, record_path=record_path, **options, **hyper)
     return SweepResult(values=swept, trajectory=trajectory)
 
 
-def _row(value, i):
-    """Row i of a swept hyperparameter (a (B, 1) array, or betas holding some), as a number."""
+def _axes(keywords):
+    """The keywords given as 1-D lists or arrays (betas excepted: a pair), as float arrays, each value checked to
+    be a finite real (not a bool, a string, None, complex or an integer beyond float64)."""
+    axes = {}
+    for key, values in keywords.items():
+        if key == "betas" or not isinstance(values, (list, tuple, np.ndarray)) or np.ndim(values) != 1:
+            continue
+        if len(values) == 0:
+            raise ValueError(f"{key} must have at least one value to sweep, got {values!r}")
+        for i, v in enumerate(values):
+            if isinstance(v, np.ndarray) or not (isinstance(v, np.floating) or isinstance(v, np.integer)):
+                check_number(f"{key}[{i}]", v, array=False)
+        axes[key] = np.asarray(values, dtype=float)
+        check_number(key, axes[key])
+    return axes
+
+
+def _row(value, i, size):
+    """Row i of a swept hyperparameter (a (B, 1) array, or betas holding some), as a number; any other value as
+    it is (the optimizer then says what is wrong with it)."""
     if isinstance(value, tuple):
-        return tuple(_row(v, i) for v in value)
-    return float(value[i, 0]) if isinstance(value, np.ndarray) and value.ndim == 2 else value
+        return tuple(_row(v, i, size) for v in value)
+    return float(value[i, 0]) if isinstance(value, np.ndarray) and value.shape == (size, 1) else value
 
 
 def _stack(runs):
@@ -461,8 +479,7 @@ def grid(problem, optimizer="SGD", *, steps=100, x0=None, **axes_and_hyperparame
     Returns ``(axes, final_loss, diverged, result)``: ``final_loss`` and ``diverged`` have one dimension per axis,
     in the order the axes were given (the first axis is rows).
     """
-    axes = {k: np.asarray(v, dtype=float) for k, v in axes_and_hyperparameters.items()
-            if isinstance(v, (list, tuple, np.ndarray)) and np.ndim(v) == 1 and k != "betas"}
+    axes = _axes(axes_and_hyperparameters)
     rest = {k: v for k, v in axes_and_hyperparameters.items() if k not in axes}
     points = list(itertools.product(*axes.values()))
     columns = {k: np.array([p[i] for p in points]) for i, k in enumerate(axes)}

@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from ._base import Optimizer, _nonzero, boolean, describe, nonnegative, one_of
+from ._base import Optimizer, _nonzero, boolean, describe, nonnegative, number_error, one_of
 from .optimizers import ema
 
 __all__ = ["Muon", "Adafactor", "Shampoo", "SOAP", "newton_schulz", "split_hidden_matrices"]
@@ -33,7 +33,8 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
 def _number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+    """A finite real that fits a float64 (not a bool, Fraction, complex, huge int or 0-d array)."""
+    return number_error("x", x, array=False, numpy_ints=True) is None
 
 
 def scalar(check):
@@ -317,7 +318,10 @@ class Adafactor(_MatrixOptimizer):
 
 
 def _inverse_root(M, p):
-    """M^(−1/p) of a symmetric positive definite matrix, from its eigendecomposition."""
+    """M^(−1/p) of a symmetric positive definite matrix, from its eigendecomposition (NaN once M is not finite:
+    a diverged run goes on as NaN, as in torch, instead of raising from the eigensolver)."""
+    if not np.all(np.isfinite(M)):
+        return np.full_like(M, np.nan)
     w, Q = np.linalg.eigh(M)
     return (Q * w ** (-1.0 / p)) @ Q.T
 
@@ -396,7 +400,9 @@ class Shampoo(_MatrixOptimizer):
 
 
 def _eigenbasis(M):
-    """The eigenvectors of a symmetric M, by decreasing eigenvalue."""
+    """The eigenvectors of a symmetric M, by decreasing eigenvalue (NaN once M is not finite, as above)."""
+    if not np.all(np.isfinite(M)):
+        return np.full_like(M, np.nan)
     return np.linalg.eigh(M)[1][:, ::-1]
 
 

@@ -20,10 +20,12 @@ import numbers
 import numpy as np
 
 from ._base import (
+    INT_MAX,
     Optimizer,
     _is_array_hyper,
     betas_pair,
     boolean,
+    describe,
     nonnegative,
     number_error,
     positive,
@@ -71,9 +73,10 @@ class _ScheduleFree(Optimizer):
         return self
 
     def _switch(self, train):
+        self._revalidate()
+        self._check_counters()
         if self.training == train:
             return
-        self._revalidate()
 
         def move(unit, g, group):
             # θ ← θ + w(z − θ): to y with w = 1 − β, to x with w = 1 − 1/β (before any step there is no z)
@@ -88,8 +91,8 @@ class _ScheduleFree(Optimizer):
 
     def step(self, grads):
         """One update from ``grads``, in train mode only (call :meth:`train` first, as with the package)."""
-        self._check_grads(grads)
-        self._revalidate()
+        self._revalidate(grads)   # the gradients and any group changed by hand, checked before anything changes
+        self._check_counters()
         if not self.training:
             raise RuntimeError(f"{type(self).__name__}.step() needs train mode: call opt.train() before training "
                                f"(the parameters then hold y) and opt.eval() before evaluating or saving")
@@ -109,15 +112,19 @@ class _ScheduleFree(Optimizer):
 
     def _check_group(self, group, prefix):
         _check_warmup(group, prefix)
-        if "k" not in group:
+        if not _has_counters(self, group, prefix, self.GROUP_STATE):
             return  # a group being added: its counters are set next
         _check_count(group, prefix)
         if not isinstance(group["train_mode"], (bool, np.bool_)):
             raise ValueError(f"{prefix.format('train_mode')} must be True or False, got {group['train_mode']!r}")
         for key in ("weight_sum", "lr_max", "scheduled_lr"):
-            error = number_error(prefix.format(key), group[key], numpy_ints=True)
+            # (inf is what the package computes after an lr of 1e308: a state it writes must load again)
+            error = number_error(prefix.format(key), group[key], numpy_ints=True, finite=False)
             if error is not None:
                 raise error
+
+    def _check_counters(self):
+        _check_counters(self)
 
     def load_state_dict(self, state_dict):
         """As :meth:`Optimizer.load_state_dict`; the saved groups carry their counters and the mode."""
@@ -141,14 +148,33 @@ def _saved_groups(state_dict, keys):
     return groups
 
 
+def _check_counters(self):
+    """The counters of every group, checked (they are not hyperparameters: a step re-checks them each time)."""
+    for gi, group in enumerate(self.param_groups):
+        if type(group) is dict:
+            self._check_group(group, f"param_groups[{gi}]['{{}}']")
+
+
+def _has_counters(opt, group, prefix, keys) -> bool:
+    """Whether ``group`` carries the counters ``keys``: a group of ``opt`` must keep all of them (a named error
+    for one deleted by hand); a group being added has none yet."""
+    missing = [key for key in keys if key not in group]
+    if missing and (len(missing) < len(keys) or any(group is g for g in getattr(opt, "param_groups", ()))):
+        raise ValueError(f"{prefix.format(missing[0])} is missing: the group's counters {list(keys)} are "
+                         f"{type(opt).__name__}'s state (was it deleted?)")
+    return not missing
+
+
 def _check_count(group, prefix):
-    if not isinstance(group["k"], numbers.Integral) or isinstance(group["k"], bool) or group["k"] < 0:
-        raise ValueError(f"{prefix.format('k')} must be an integer >= 0, got {group['k']!r}")
+    k = group["k"]
+    if not isinstance(k, numbers.Integral) or isinstance(k, (bool, np.bool_)) or not 0 <= k <= INT_MAX:
+        raise ValueError(f"{prefix.format('k')} must be an integer in [0, 2^53], got {describe(k)}")
 
 
 def _weight(group, k):
     """w_k = k^r · γ_max^p, the weight of step k in the average x."""
-    return k ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
+    # (k as a float64: a Python int to an integer power r is computed exactly, without bound)
+    return np.float64(k) ** group["r"] * group["lr_max"] ** group["weight_lr_power"]
 
 
 def _ratio(w, total):
@@ -161,8 +187,8 @@ def _ratio(w, total):
 
 def _check_warmup(group, prefix):
     steps = np.asarray(group["warmup_steps"], dtype=np.float64)
-    if not np.all(np.isfinite(steps) & (steps == np.floor(steps))):
-        raise ValueError(f"{prefix.format('warmup_steps')} must be a whole number of steps, "
+    if not np.all(np.isfinite(steps) & (steps == np.floor(steps)) & (steps <= INT_MAX)):
+        raise ValueError(f"{prefix.format('warmup_steps')} must be a whole number of steps, at most 2^53, "
                          f"got {group['warmup_steps']!r}")
 
 
@@ -387,8 +413,11 @@ class Prodigy(Optimizer):
             if _is_array_hyper(value) or (key == "betas" and any(_is_array_hyper(b) for b in value)):
                 raise TypeError(f"{prefix.format(key)} must be a number for Prodigy, got an array: d is one "
                                 f"number shared by every parameter, so runs cannot be swept as array rows")
+        if not _has_counters(self, group, prefix, self.GROUP_STATE):
+            return  # a group being added: its counters are set next
         for key in self.GROUP_STATE:
-            error = number_error(prefix.format(key), group[key], array=False, numpy_ints=True) if key in group else None
+            error = (number_error(prefix.format(key), group[key], array=False, numpy_ints=True, finite=False)
+                     if key in group else None)
             if error is not None:
                 raise error
         if "k" in group:
@@ -407,6 +436,9 @@ class Prodigy(Optimizer):
                 raise ValueError(f"param_groups[{gi}]['lr'] must be the largest lr ({lr!r}) or 0 for Prodigy "
                                  f"(the step is d times one lr), got {group['lr']!r}")
 
+    def _check_counters(self):
+        _check_counters(self)
+
     def load_state_dict(self, state_dict):
         """As :meth:`Optimizer.load_state_dict`; the saved groups carry d and its companions."""
         _saved_groups(state_dict, self.GROUP_STATE)
@@ -417,8 +449,8 @@ class Prodigy(Optimizer):
 
     def step(self, grads):
         """One Prodigy update: first d, from every parameter of every group; then each parameter's step."""
-        self._check_grads(grads)
-        self._revalidate()
+        self._revalidate(grads)   # the gradients and any group changed by hand, checked before anything changes
+        self._check_counters()
         self._check_shared()
         first = self.param_groups[0]
         beta1, beta2 = first["betas"]

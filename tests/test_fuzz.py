@@ -74,16 +74,16 @@ def _same(a, b) -> bool:
         return False
 
 
-def attempt(call, *watched):
-    """Run ``call``; if it raises, check the error's type and message, that no warning was printed and that every
-    ``watched()`` value is exactly as before. Returns True if the call succeeded."""
+def attempt(call, *watched, allowed=(ValueError, TypeError)):
+    """Run ``call``; if it raises, check the error's type (one of ``allowed``) and message, that no warning was
+    printed and that every ``watched()`` value is exactly as before. Returns True if the call succeeded."""
     before = [_snapshot(w()) for w in watched]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             call()
         except Exception as error:  # noqa: BLE001 - the type is what is checked
-            assert type(error) in (ValueError, TypeError), f"{type(error).__name__} leaked: {error}"
+            assert type(error) in allowed, f"{type(error).__name__} leaked: {error}"
             message = str(error)
             assert message and not any(p in message for p in FOREIGN), f"a foreign message: {message}"
             assert not caught, f"a warning for a rejected input: {[str(w.message) for w in caught]}"
@@ -127,6 +127,27 @@ def _step(opt, grads):
     opt.step(grads)
 
 
+def _hostile_grad(g, dtype, data):
+    """One gradient made wrong (dtype, shape, type) or extreme (NaN, inf), or None (a skipped parameter)."""
+    return data.draw(st.sampled_from([
+        g.astype(np.float16), g.astype(complex), g.astype(int), g.ravel()[:1], np.zeros((5, 5), dtype), g.tolist(),
+        1.0, "g", np.full(g.shape, np.nan, dtype), np.full(g.shape, np.inf, dtype), None, g.T, g[..., None]]),
+        label="grad")
+
+
+def _edit_groups(opt, new_param, data):
+    """The list of groups edited by hand: a group appended or popped, one replaced, the list made a tuple."""
+    change = data.draw(st.sampled_from(["append", "pop", "replace", "not a list"]), label="groups")
+    if change == "append":
+        opt.param_groups.append({"params": [new_param], **opt.defaults})
+    elif change == "pop":
+        opt.param_groups.pop()
+    elif change == "replace":
+        opt.param_groups[0] = {"params": opt.param_groups[0]["params"], "lr": 0.5}
+    else:
+        opt.param_groups = tuple(opt.param_groups)
+
+
 def _watch_optimizer(opt, params):
     """The parameters, the live state and the groups as they stand (read without validating them)."""
     return (lambda: [p.copy() for p in params], lambda: opt.state,
@@ -168,10 +189,7 @@ def test_optimizers_under_hostile_gradients_and_groups(name, data, dtype, shape_
     i = data.draw(st.integers(0, len(grads) - 1), label="i")
     action = data.draw(st.sampled_from(["grad", "grads", "delete", "params", "groups"]), label="action")
     if action == "grad":
-        grads[i] = data.draw(st.sampled_from([
-            grads[i].astype(np.float16), grads[i].astype(complex), grads[i].astype(int), grads[i].ravel()[:1],
-            np.zeros((5, 5), dtype), grads[i].tolist(), 1.0, "g", np.full(grads[i].shape, np.nan, dtype),
-            np.full(grads[i].shape, np.inf, dtype), None, grads[i].T, grads[i][..., None]]), label="grad")
+        grads[i] = _hostile_grad(grads[i], dtype, data)
     elif action == "grads":
         grads = data.draw(st.sampled_from([grads[:-1], grads + [grads[0]], tuple(grads), np.zeros(3), None,
                                            "grads", {0: grads[0]}]), label="grads")
@@ -189,15 +207,7 @@ def test_optimizers_under_hostile_gradients_and_groups(name, data, dtype, shape_
         elif isinstance(new, list) and all(isinstance(p, np.ndarray) for p in new):
             grads = [np.ones(p.shape, p.dtype) for p in new]
     else:
-        change = data.draw(st.sampled_from(["append", "pop", "replace", "not a list"]), label="groups")
-        if change == "append":
-            opt.param_groups.append({"params": [np.zeros(2, dtype)], **opt.defaults})
-        elif change == "pop":
-            opt.param_groups.pop()
-        elif change == "replace":
-            opt.param_groups[0] = {"params": opt.param_groups[0]["params"], "lr": 0.5}
-        else:
-            opt.param_groups = tuple(opt.param_groups)
+        _edit_groups(opt, np.zeros(2, dtype), data)
     grads_snapshot = list(grads) if isinstance(grads, list) else grads
     if attempt(lambda: opt.step(grads) if not isinstance(opt, ol.SophiaG) else opt.step(grads, bs=2),
                *_watch_optimizer(opt, params), lambda: grads_snapshot):
@@ -256,8 +266,8 @@ def _mutations(sd, data):
     elif choice == "drop" and entries:
         entries[0].pop(data.draw(st.sampled_from(sorted(entries[0])), label="key"))
     elif choice == "extra" and entries:
-        entries[0][data.draw(st.sampled_from(["exp_avg", "momentum_buffer", "sum", "hessian", "mu_product"]),
-                             label="key")] = np.zeros(1)
+        entries[0][data.draw(st.sampled_from(["exp_avg", "momentum_buffer", "sum", "hessian", "mu_product", "z",
+                                              "p0", "row_var", "L", "Q_R"]), label="key")] = np.zeros(1)
     elif choice == "ids":
         group["params"] = data.draw(st.sampled_from([[0.5], ["0"], [None], [True], [10**400], [99], "0", None,
                                                      [0, 0]]), label="ids")
@@ -489,3 +499,201 @@ def test_the_issue_reproducers_raise_named_errors_and_change_nothing():
     run = experiments.run(problems.Ravine(10.0), "Sophia", steps=3, dtype=np.float32)
     assert run.info["optimizer"].param_groups[0]["params"][0].dtype == np.float32
     assert np.all(np.isfinite(run.losses))
+
+
+# -- Schedule-Free, Prodigy and the matrix optimizers --------------------------------------------------------------
+
+MORE = ["SGDScheduleFree", "AdamWScheduleFree", "Prodigy", "Muon", "Adafactor", "Shampoo", "SOAP"]
+# Muon, Shampoo and SOAP take matrices only; Adafactor factors the last two axes and keeps vectors whole
+MATRICES = {"Muon", "Shampoo", "SOAP"}
+matrix_shapes = st.lists(st.sampled_from([(2, 3), (3, 2), (2, 2), (1, 4)]), min_size=1, max_size=3)
+any_shapes = st.lists(st.sampled_from([(3,), (2, 3), (1,), (4, 1), (2, 2, 2)]), min_size=1, max_size=3)
+# (the matrix rules cost an eigendecomposition or a Newton-Schulz iteration a step: a smaller budget)
+MORE_FUZZ = settings(FUZZ, max_examples=3000)
+MORE_CASES = lambda test: MORE_FUZZ(given(  # noqa: E731
+    name=st.sampled_from(MORE), data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
+    flat=st.booleans(), seed=st.integers(0, 2**16))(test))
+
+
+def _group_state(cls):
+    """The counters and estimates a group carries besides its hyperparameters (Schedule-Free's k, Prodigy's d)."""
+    return list(getattr(cls, "GROUP_STATE", ()))
+
+
+def _more_params(name, data, dtype, flat, seed):
+    params = _params(data.draw(matrix_shapes if name in MATRICES else any_shapes, label="shapes"), dtype, flat)
+    _fill(params, seed)
+    return params
+
+
+def _train_step(opt, grads):
+    """A step as a training loop takes it: Schedule-Free optimizers are put in train mode first."""
+    if hasattr(opt, "train") and not opt.training:
+        opt.train()
+    opt.step(grads)
+
+
+def attempt_named(call, names, *watched, allowed=(ValueError, TypeError)):
+    """:func:`attempt`, and a raised error's message must name one of ``names`` (the argument that was wrong)."""
+    raised = []
+
+    def recorded():
+        try:
+            call()
+        except Exception as error:
+            raised.append(error)
+            raise
+    if attempt(recorded, *watched, allowed=allowed):
+        return True
+    message = str(raised[0])
+    assert any(n in message for n in names), f"the error does not name {names}: {message}"
+    return False
+
+
+@MORE_CASES
+def test_more_optimizers_under_hostile_hyperparameters(name, data, dtype, flat, seed):
+    cls = getattr(ol, name)
+    params = _more_params(name, data, dtype, flat, seed)
+    key = data.draw(st.sampled_from(sorted(cls.hyper)), label="key")
+    value = data.draw(hostile, label="value")
+    if isinstance(cls.hyper[key][0], tuple):   # betas, Adafactor's eps pair, Muon's Newton-Schulz coefficients
+        default = cls.hyper[key][0]
+        value = data.draw(st.sampled_from([(value,) + default[1:], default[:-1] + (value,), value, default[:1],
+                                           default + default[:1]]), label="tuple")
+    built = attempt_named(lambda: cls(params, **{key: value}), [key], lambda: [p.copy() for p in params])
+    with np.errstate(all="ignore"):  # an accepted extreme value (lr = 1e308) may overflow, as in torch
+        opt = cls(params, **{key: value}) if built else cls(params)
+        _train_step(opt, _grads(params, seed))   # a value the constructor accepted steps
+    # between steps, assigned by hand: the step (or a change of mode) checks it first, and names it
+    opt.param_groups[0][key] = value
+    grads = _grads(params, seed + 2)
+    call = data.draw(st.sampled_from(["step", "eval"] if hasattr(opt, "eval") else ["step"]), label="call")
+    watched = (*_watch_optimizer(opt, params), lambda: grads)
+    with np.errstate(all="ignore"):
+        if call == "step":
+            ok = attempt_named(lambda: opt.step(grads), [key], *watched)
+        else:
+            ok = attempt_named(opt.eval, [key], *watched)
+        assert ok or not built, f"{key}={value!r} was accepted at construction, refused between steps"
+        if ok:   # and the optimizer goes on: back to train mode, another step, a state dict that loads
+            _train_step(opt, _grads(params, seed + 3))
+            assert all(p.dtype == dtype for p in params)
+            opt.load_state_dict(opt.state_dict())
+
+
+@MORE_CASES
+def test_more_optimizers_under_hostile_gradients_groups_and_modes(name, data, dtype, flat, seed):
+    cls = getattr(ol, name)
+    params = _more_params(name, data, dtype, flat, seed)
+    opt = cls(params)
+    _train_step(opt, _grads(params, seed))
+    grads = _grads(params, seed + 2)
+    i = data.draw(st.integers(0, len(grads) - 1), label="i")
+    action = data.draw(st.sampled_from(["grad", "grads", "delete", "counter", "params", "groups", "mode"]),
+                       label="action")
+    names = ["grads", "param_groups", "params"]   # what a refusal may name
+    allowed = (ValueError, TypeError)
+    if action == "grad":
+        grads[i] = _hostile_grad(grads[i], dtype, data)
+    elif action == "grads":
+        grads = data.draw(st.sampled_from([grads[:-1], grads + [grads[0]], tuple(grads), np.zeros(3), None,
+                                           "grads", {0: grads[0]}, [None] * len(grads)]), label="grads")
+    elif action == "delete":
+        key = data.draw(st.sampled_from(sorted(cls.hyper) + _group_state(cls) + ["params"]), label="key")
+        del opt.param_groups[0][key]
+        names = [key]
+    elif action == "counter" and _group_state(cls):
+        key = data.draw(st.sampled_from(_group_state(cls)), label="key")
+        opt.param_groups[0][key] = data.draw(st.one_of(hostile, st.sampled_from([-1, 2.5, "1"])), label="value")
+        names = [key]
+    elif action == "params":
+        shape = (2, 3)
+        new = data.draw(st.sampled_from([
+            [np.zeros(shape, dtype)], [params[0]], list(reversed(params)), [params[0], params[0]],
+            [np.zeros(shape, np.int64)], [np.zeros(shape, np.float16)], np.zeros(shape, dtype), [], None, [1.0],
+            params + [np.zeros(shape, dtype)], [np.zeros(3, dtype)]]), label="params")
+        opt.param_groups[0]["params"] = new
+        if isinstance(new, list) and all(isinstance(p, np.ndarray) for p in new):
+            grads = [np.ones(p.shape, p.dtype) for p in new]
+    elif action == "groups":
+        _edit_groups(opt, np.zeros((2, 2), dtype), data)
+    elif action == "mode" and hasattr(opt, "eval"):
+        # eval, then a step: refused until train() (a call out of order: RuntimeError, as the package's)
+        opt.eval()
+        if data.draw(st.booleans(), label="train again"):
+            opt.train()
+        allowed = (ValueError, TypeError, RuntimeError)
+        names += ["train mode"]
+    grads_snapshot = list(grads) if isinstance(grads, list) else grads
+    watched = (*_watch_optimizer(opt, params), lambda: grads_snapshot)
+    if attempt_named(lambda: opt.step(grads), names, *watched, allowed=allowed):
+        # a step that succeeded leaves an optimizer that steps again, changes mode and saves
+        targets = [p for g in opt.param_groups for p in g["params"]]
+        with np.errstate(all="ignore"):  # after accepted inf or NaN gradients, NaN spreads (as in torch)
+            _train_step(opt, [np.ones(p.shape, p.dtype) for p in targets])
+            if hasattr(opt, "eval"):
+                opt.eval()
+                opt.train()
+            opt.load_state_dict(opt.state_dict())
+    else:
+        # a refused step: the mode changes either refuse by name too or work
+        for switch in (opt.eval, opt.train) if hasattr(opt, "eval") else ():
+            attempt_named(switch, names, *_watch_optimizer(opt, params))
+
+
+def _foreign_state_dict(name, params, seed):
+    """The state dict of another optimizer over the same parameter shapes, after a step."""
+    other = "Adam" if name != "Adam" else "SGD"
+    copies = [p.copy() for p in params]
+    opt = getattr(ol, other)(copies)
+    opt.step(_grads(copies, seed))
+    return opt.state_dict()
+
+
+@MORE_FUZZ
+@given(name=st.sampled_from(MORE), data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16), other=st.sampled_from([None, *MORE]))
+def test_more_optimizers_load_state_dict_under_hostile_snapshots(name, data, dtype, seed, other):
+    cls = getattr(ol, name)
+    params = [np.zeros((2, 3), dtype), np.zeros((2, 2), dtype)]
+    _fill(params, seed)
+    opt = cls(params)
+    _train_step(opt, _grads(params, seed))
+    if other == name or other is None:
+        sd = _mutations(opt.state_dict(), data)
+    elif data.draw(st.booleans(), label="plain"):
+        sd = _foreign_state_dict(name, params, seed)
+    else:   # another optimizer of this family, stepped on the same shapes
+        copies = [p.copy() for p in params]
+        o = getattr(ol, other)(copies)
+        _train_step(o, _grads(copies, seed))
+        sd = o.state_dict()
+    _train_step(opt, _grads(params, seed + 3))  # the live state differs from the snapshot
+    if attempt_named(lambda: opt.load_state_dict(sd), ["state_dict"], *_watch_optimizer(opt, params)):
+        with np.errstate(all="ignore"):  # an accepted extreme hyperparameter (eps = 1e308) may overflow
+            _train_step(opt, _grads(params, seed + 4))
+            if hasattr(opt, "eval"):
+                opt.eval()
+        assert all(p.dtype == dtype for p in params)
+
+
+@settings(FUZZ, max_examples=400)
+@given(name=st.sampled_from(["SGD", "Momentum", "Adam", "Prodigy", "SGDScheduleFree", ol.Muon]),
+       entry=st.sampled_from(["sweep", "grid"]), data=st.data())
+def test_sweep_and_grid_under_hostile_axes(name, entry, data):
+    problem = problems.Ravine(10.0)
+    key = data.draw(st.sampled_from(["lr", "weight_decay"]), label="key")
+    axis = data.draw(st.one_of(st.lists(st.one_of(st.floats(0, 0.1), hostile), min_size=0, max_size=3),
+                               st.sampled_from([np.array([0.01, 0.02]), np.array([1, 2]), np.array([True]),
+                                                np.array(["a"]), np.array([[0.1]])])), label="axis")
+    kwargs = {key: axis, "steps": 2}
+    if entry == "grid" and data.draw(st.booleans(), label="second axis"):
+        kwargs["momentum" if name == "Momentum" else "lr"] = data.draw(st.sampled_from([[0.5, 0.9], [0.1], []]),
+                                                                       label="second")
+    x0 = problem.x0.copy()
+    result = []
+    call = getattr(experiments, entry)
+    with np.errstate(all="ignore"):   # an accepted lr of 1e308 diverges: marked, not an error
+        ok = attempt(lambda: result.append(call(problem, name, x0=x0, **kwargs)), lambda: x0)
+    if ok:
+        assert np.array_equal(x0, problem.x0)   # the start is copied, never moved
