@@ -324,7 +324,11 @@ def average_step(y, z, g, c, lr, beta, tmp):
 
 
 def beta3_check(x):
-    return None if x is None else (betas_pair((x, 0.0)) and "must be None or in [0, 1)")
+    if x is None:
+        return None
+    if number_error("beta3", x, array=False) or betas_pair((x, 0.0)):
+        return "must be None or a real number in [0, 1)"
+    return None
 
 
 def slice_check(x):
