@@ -77,6 +77,26 @@ def test_check_cells_are_recognised():
     assert not editions.is_check_cell("def check(x): pass")
 
 
+@pytest.mark.parametrize("path", editions.chapters(), ids=lambda p: p.stem)
+def test_every_chapter_has_two_checked_code_exercises_whose_solutions_pass(path):
+    """Two check cells or more per chapter, each stored passing (nbval re-runs them, so the checker accepts the
+    chapter's solution), and each inside a solution written across cells (so the editions make it a skeleton)."""
+    cells = json.loads(path.read_text())["cells"]
+    gated = [range(start, end + 1) for start, end, _ in editions.gated_solutions(cells)]
+    checks = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and editions.is_check_cell(_src(c))]
+    assert len(checks) >= 2, f"{path.name}: {len(checks)} checked code exercises"
+    for i in checks:
+        printed = "".join("".join(o.get("text", "")) for o in cells[i]["outputs"])
+        returned = [o["data"]["text/plain"] for o in cells[i]["outputs"] if o["output_type"] == "execute_result"]
+        assert ": correct on all " in printed, (path.name, _src(cells[i]), printed)
+        assert ["".join(r) for r in returned] == ["True"], (path.name, _src(cells[i]), returned)
+        assert any(i in span for span in gated), f"{path.name}: {_src(cells[i])!r} is outside a solution"
+
+
+def _src(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
 def test_every_chapter_has_the_configured_install_cell():
     expected = editions.install_cell_source(editions.config())
     for path in editions.chapters():
