@@ -116,7 +116,7 @@ lint: $(DEV_STAMP)
 	@$(call timed,lint,$(PY) -m ruff check .)
 
 unit: $(DEV_STAMP)
-	@$(call timed,unit,$(PY) -m pytest -q -p no:cacheprovider -m "not browser and not book" tests)
+	@$(call timed,unit,$(PY) -m pytest -q -p no:cacheprovider -m "not browser and not book and not reader" tests)
 
 # Strict nbval: every stored output of every chapter must be what a fresh run produces.
 notebooks: $(DEV_STAMP)
@@ -134,10 +134,12 @@ editions-test: $(DEV_STAMP)
 
 # The last build in headless Chromium (`make book` first; `make test` does both), and a chapter in JupyterLab.
 # Two sessions: the built book, then JupyterLab (a JupyterLab server and its kernel beside the book's page visits
-# slowed them past their time-outs on this 2-core machine).
+# slowed them past their time-outs on this 2-core machine). JupyterLab runs from the reader's environment alone,
+# _build/reader-venv, made from requirements.txt (again only when it changes; pip's cache makes that quick).
 browser: $(DEV_STAMP)
 	@$(call timed,browser,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_book.py tests/test_layout.py)
-	@$(call timed,jupyterlab,$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_jupyterlab.py)
+	@$(call timed,reader-venv,$(PY) scripts/reader_venv.py)
+	@$(call timed,jupyterlab,$(PY) -m pytest -q -p no:cacheprovider -m "browser or reader" tests/test_jupyterlab.py)
 
 # Cheap stages first: a lint error stops the run in seconds, not after the book build.
 test:

@@ -1307,6 +1307,9 @@ def clip_grad_value():
                  lambda grads, c: [np.minimum(g, c) for g in grads]),
         _Mistake("The signs are lost: clamp g itself to [−c, c], not |g|.",
                  lambda grads, c: [np.minimum(np.abs(g), c) for g in grads]),
+        _Mistake("Coordinates beyond ±c seem to be set to zero: clamp them to ±c instead (a large gradient "
+                 "still points the way, at size c).",
+                 lambda grads, c: [np.where(np.abs(g) > c, 0.0, g) for g in grads]),
     ]
     return _Spec("clip_grad_value", "fn(grads, clip_value) -> clipped_grads", ("clipped_grads",), cases,
                  _clip_value_ref, mistakes,

@@ -564,6 +564,82 @@ def executed(path: Path) -> dict:
     return json.loads(nbformat.writes(nb))
 
 
+# The student edition has no Colab or Binder button: both would open the repository's notebooks/, which hold the
+# solutions, and neither service opens a notebook from a web book. Its pages say instead how the handed-out
+# notebooks are opened, in place of the instructor edition's text about the buttons.
+STUDENT_LAUNCH = """## Open the chapters of this edition
+
+This is the student edition of the course: every exercise, and no solution. Its pages have no Binder or Colab
+button (the full course's buttons open notebooks that hold the solutions). Your teacher hands out the chapters as
+notebooks, one `.ipynb` file per chapter, with the numbers of these pages and the cells that check your answers.
+The first cell of each installs optimlab where it is missing.
+
+Colab
+: *File › Upload notebook* in Colab, then choose the chapter's notebook (or open it from Google Drive). Run the
+  cells from the top.
+
+A JupyterHub, Binder or a course repository
+: Open the notebooks where your teacher put them.
+
+Your computer
+: Set up the reader's environment as in *Run it on your computer* below, then run `jupyter lab` in the folder
+  that holds the notebooks.
+
+For teachers
+: `make student`, in a clone of the course's repository, writes these notebooks to
+  `_build/student/chapters/*.ipynb` and this web book to `_build/student/html/`. Hand the notebooks out on the
+  course's learning platform, in a shared Google Drive folder (Colab opens them from there), on a JupyterHub,
+  or in a repository of your own that holds them without the full course's `notebooks/`: Colab opens a
+  notebook of a public GitHub repository at
+  `https://colab.research.google.com/github/OWNER/REPOSITORY/blob/BRANCH/NAME.ipynb`.
+
+"""
+
+STUDENT_INTRO_LAUNCH = """Run a chapter
+: Your teacher hands out the chapters as notebooks, without solutions: open them in Colab, on a JupyterHub or
+  on your computer ({doc}`pages/how-to-run` says how). These pages have no Binder or Colab button.
+
+"""
+
+
+def student_config(cfg: dict) -> dict:
+    """The student book's _config.yml: titled as such, not executed (the chapters come executed), no launch button."""
+    cfg = copy.deepcopy(cfg)
+    cfg["title"] = cfg["title"] + " (student edition)"
+    cfg["execute"]["execute_notebooks"] = "off"
+    cfg["exclude_patterns"] = [p for p in cfg["exclude_patterns"] if p != "_vendor"] + ["_build"]
+    launch = cfg.setdefault("launch_buttons", {})
+    for key in [k for k in launch if k.endswith("_url")] + ["binderhub_url", "colab_url", "jupyterhub_url"]:
+        launch[key] = ""
+    launch["thebe"] = False
+    return cfg
+
+
+def _replace(text: str, pattern: str, replacement: str, where: str) -> str:
+    """text with the one match of pattern (a multi-line regex) replaced; a source that lost it is an error."""
+    new, count = re.subn(pattern, lambda _: replacement, text, count=1, flags=re.M | re.S)
+    if count != 1:
+        raise ValueError(f"editions: {where} no longer has the text the student edition replaces ({pattern!r})")
+    return new
+
+
+def student_pages(src: Path) -> None:
+    """The student book's pages, edited in src: no instructors' page, no launch buttons promised."""
+    # The teachers' page (plans, grading advice) stays in the instructor edition; links to it become plain words.
+    (src / "pages" / "instructors.md").unlink()
+    toc = src / "_toc.yml"
+    toc.write_text(re.sub(r"^[ \t]*- file: pages/instructors[ \t]*\n", "", toc.read_text(), flags=re.M))
+    for page in [src / "intro.md", *(src / "pages").glob("*.md")]:
+        page.write_text(re.sub(r"\{doc\}`(?:pages/|\.\./pages/)?instructors`", "the instructors' page of the web book",
+                               page.read_text()))
+    how = src / "pages" / "how-to-run.md"
+    how.write_text(_replace(how.read_text(), r"^## Launch a chapter in Binder or Colab\n.*?(?=^## )", STUDENT_LAUNCH,
+                            "pages/how-to-run.md"))
+    intro = src / "intro.md"
+    intro.write_text(_replace(intro.read_text(), r"^Run a chapter in the cloud\n:.*?\n\n", STUDENT_INTRO_LAUNCH,
+                              "intro.md"))
+
+
 def write_student() -> None:
     book, cfg = Book(), config()
     edition = Edition(book, cfg, with_solutions=False)
@@ -582,23 +658,13 @@ def write_student() -> None:
         shutil.copy(ROOT / name, src / name)
     for name in ("pages", "_static", "_ext"):
         shutil.copytree(ROOT / name, src / name)
-    # The teachers' page (plans, grading advice) stays in the instructor edition; links to it become plain words.
-    (src / "pages" / "instructors.md").unlink()
-    toc = src / "_toc.yml"
-    toc.write_text(re.sub(r"^[ \t]*- file: pages/instructors[ \t]*\n", "", toc.read_text(), flags=re.M))
-    for page in [src / "intro.md", *(src / "pages").glob("*.md")]:
-        page.write_text(re.sub(r"\{doc\}`(?:pages/|\.\./pages/)?instructors`", "the instructors' page of the web book",
-                               page.read_text()))
+    student_pages(src)
     if (ROOT / "_vendor").exists():
         (src / "_vendor").symlink_to(ROOT / "_vendor")
     (src / "chapters").mkdir()
     for path in chapters():
         (src / "chapters" / path.name).write_text(dumps(student_myst(executed(path))))
-    cfg = copy.deepcopy(cfg)
-    cfg["title"] = cfg["title"] + " (student edition)"
-    cfg["execute"]["execute_notebooks"] = "off"
-    cfg["exclude_patterns"] = [p for p in cfg["exclude_patterns"] if p != "_vendor"] + ["_build"]
-    (src / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    (src / "_config.yml").write_text(yaml.safe_dump(student_config(cfg), sort_keys=False, allow_unicode=True))
 
 
 def stamp() -> int:

@@ -414,6 +414,8 @@ MISTAKES = [
                                          clip_grad_norm(grads, c)[1]), "capped at 1"),
     ("clip_grad_value", lambda grads, c: clip_grad_norm(grads, c)[0], "scaled down"),
     ("clip_grad_value", lambda grads, c: [np.minimum(g, c) for g in grads], "below as well as above"),
+    ("clip_grad_value", lambda grads, c: [np.clip(np.abs(g), -c, c) for g in grads], "signs are lost"),
+    ("clip_grad_value", lambda grads, c: [g * (np.abs(g) <= c) for g in grads], "set to zero"),
     ("accumulate_grads", lambda mg, counts: [np.mean([g[i] for g in mg], axis=0) for i in range(len(mg[0]))],
      "plain mean"),
     ("accumulate_grads", lambda mg, counts: [np.sum([g[i] for g in mg], axis=0) for i in range(len(mg[0]))],
@@ -532,8 +534,7 @@ def test_a_typical_mistake_fails_and_is_named(capsys, name, answer, words):
 
 def test_at_least_three_mistakes_per_check():
     counts = {name: sum(n == name for n, _, _ in MISTAKES) for name in check.__all__}
-    assert min(counts.values()) >= 2, counts
-    assert sum(c >= 3 for c in counts.values()) >= 24, counts
+    assert min(counts.values()) >= 3, counts
 
 
 @pytest.mark.parametrize("name", check.__all__)

@@ -77,6 +77,26 @@ def test_check_cells_are_recognised():
     assert not editions.is_check_cell("def check(x): pass")
 
 
+@pytest.mark.parametrize("path", editions.chapters(), ids=lambda p: p.stem)
+def test_every_chapter_has_two_checked_code_exercises_whose_solutions_pass(path):
+    """Two check cells or more per chapter, each stored passing (nbval re-runs them, so the checker accepts the
+    chapter's solution), and each inside a solution written across cells (so the editions make it a skeleton)."""
+    cells = json.loads(path.read_text())["cells"]
+    gated = [range(start, end + 1) for start, end, _ in editions.gated_solutions(cells)]
+    checks = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and editions.is_check_cell(_src(c))]
+    assert len(checks) >= 2, f"{path.name}: {len(checks)} checked code exercises"
+    for i in checks:
+        printed = "".join("".join(o.get("text", "")) for o in cells[i]["outputs"])
+        returned = [o["data"]["text/plain"] for o in cells[i]["outputs"] if o["output_type"] == "execute_result"]
+        assert ": correct on all " in printed, (path.name, _src(cells[i]), printed)
+        assert ["".join(r) for r in returned] == ["True"], (path.name, _src(cells[i]), returned)
+        assert any(i in span for span in gated), f"{path.name}: {_src(cells[i])!r} is outside a solution"
+
+
+def _src(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
 def test_every_chapter_has_the_configured_install_cell():
     expected = editions.install_cell_source(editions.config())
     for path in editions.chapters():
@@ -177,6 +197,47 @@ def test_launch_buttons_open_the_plain_edition():
 
 
 # ------------------------------------------------------------------------------------------ the student edition
+# What makes a launch button (sphinx-book-theme adds the buttons when one of these is set).
+LAUNCH_KEYS = ("binderhub_url", "jupyterhub_url", "thebe", "colab_url", "jupyterlite_url", "deepnote_url")
+
+
+def _launch_options(cfg: dict, tmp_path: Path) -> dict:
+    """The launch buttons' options that Sphinx gets from a _config.yml (Jupyter Book's defaults merged in)."""
+    from jupyter_book.config import get_final_config
+
+    path = tmp_path / "_config.yml"
+    path.write_text(editions.yaml.safe_dump(cfg))
+    sphinx, _ = get_final_config(user_yaml=path, cli_config={"latex_individualpages": False}, sourcedir=tmp_path)
+    return sphinx["html_theme_options"].get("launch_buttons", {})
+
+
+def test_student_book_config_has_no_launch_button(tmp_path):
+    """The student book's buttons would open the repository's notebooks/, solutions included: it has none."""
+    cfg = editions.config()
+    assert {k for k in LAUNCH_KEYS if _launch_options(cfg, tmp_path).get(k)} >= {"binderhub_url", "colab_url"}
+    student = editions.student_config(cfg)
+    assert not [k for k in LAUNCH_KEYS if _launch_options(student, tmp_path).get(k)]
+    assert student["execute"]["execute_notebooks"] == "off" and "(student edition)" in student["title"]
+    assert cfg["launch_buttons"]["colab_url"], "student_config changed the instructor edition's configuration"
+
+
+def test_student_pages_say_how_the_notebooks_are_handed_out(tmp_path):
+    for name in ("_toc.yml", "intro.md"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    editions.shutil.copytree(ROOT / "pages", tmp_path / "pages")
+    editions.student_pages(tmp_path)
+    assert not (tmp_path / "pages" / "instructors.md").exists()
+    assert "pages/instructors" not in (tmp_path / "_toc.yml").read_text()
+    how, intro = (tmp_path / "pages" / "how-to-run.md").read_text(), (tmp_path / "intro.md").read_text()
+    assert editions.STUDENT_LAUNCH in how and "_build/student/chapters/*.ipynb" in how
+    assert editions.STUDENT_INTRO_LAUNCH in intro
+    for page in (how, intro):  # no button promised, and the rest of the page kept
+        assert "rocket" not in page and "{doc}`instructors`" not in page and "{doc}`pages/instructors`" not in page
+    assert "## Run it on your computer" in how and "## How to use it" in intro
+    with pytest.raises(ValueError, match="intro.md no longer has"):  # a page that lost the text: said, not skipped
+        editions._replace(intro, r"^Run a chapter in the cloud\n", "", "intro.md")
+
+
 STUDENT = ROOT / "_build" / "student"
 
 
@@ -231,6 +292,23 @@ def test_student_book_has_no_solutions():
         assert 'class="solution' not in page, path.name
         exercises = set(re.findall(r'<span class="caption-number">Exercise (\d+\.\d+) </span>', page))
         assert len(exercises) == len(_exercises(path)), path.name
+
+
+# A link that launches a notebook of the repository (Binder's urlpath, Colab's GitHub path), or Binder or Colab at all.
+LAUNCH_LINK = re.compile(r'href="[^"]*(?:mybinder\.org/v2/|[?&]urlpath=|colab\.research\.google\.com/github/)[^"]*"')
+
+
+@pytest.mark.book
+def test_student_book_launches_no_notebook_with_solutions():
+    html = STUDENT / "html"
+    if not (html / "index.html").exists():
+        pytest.fail("_build/student/html is missing: run `make student` first")
+    pages = sorted(html.rglob("*.html"))
+    assert len([p for p in pages if p.parent.name == "chapters"]) == len(editions.chapters())
+    launches = {str(p.relative_to(html)): LAUNCH_LINK.findall(p.read_text()) for p in pages}
+    assert not {page: links for page, links in launches.items() if links}
+    # and the instructor edition has them, so the pattern finds what the buttons make
+    assert LAUNCH_LINK.search(_built("chapters/06_adam"))
 
 
 def test_glued_values_read_as_the_web_book_formats_them():

@@ -1,7 +1,8 @@
 """A chapter in JupyterLab, as a reader who ran ``pip install -r requirements.txt`` (or ``make lab``) sees it.
 
-JupyterLab is started from the environment that runs the tests (it holds the reader's requirements.txt, so
-jupyterlab-myst renders the markdown) on 127.0.0.1 with a token, and Debian's Chromium (the browser fixture of
+JupyterLab is started from the reader's environment alone (_build/reader-venv, made from requirements.txt by
+scripts/reader_venv.py: so the test proves that those requirements give a working JupyterLab, with jupyterlab-myst
+rendering the markdown) on 127.0.0.1 with a token, and Debian's Chromium (the browser fixture of
 tests/test_book.py) opens a chapter. The rendered markdown must show no MyST source, every exercise's title,
 no solution until the reader opens it, and no reference key that the chapter itself defines. After Run All
 (the kernel of that same environment) a kernel-free slider must change its picture when moved, and where the
@@ -16,8 +17,9 @@ chapters); a notebook written without MyST roles (the plain edition) may show no
 The server runs with windowing off (every cell is rendered, so text checks see the whole notebook), autosave
 off (Run All must not write outputs into the repository; the test checks the file is unchanged), and its own
 settings, workspace, data and runtime folders, so neither a reader's Jupyter set-up nor a saved workspace
-interferes. Without Chromium or JupyterLab the test skips with the reason, except when ``CI`` is set: then it
-fails. ``OPTIMLAB_SCREENSHOTS=DIR`` saves screenshots there.
+interferes. Without Chromium the test skips with the reason, except when ``CI`` is set: then it fails.
+``OPTIMLAB_SCREENSHOTS=DIR`` saves screenshots there. In the same environment, ``jupyter labextension list`` must
+report every extension enabled and compatible with its JupyterLab.
 """
 
 from __future__ import annotations
@@ -37,21 +39,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_book import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import reader_venv  # noqa: E402
+
+from tests.test_book import (  # noqa: E402
     REPO,
     _notebook,
     _pictures,
     _pictures_after_drag,
     _source,
     _tags,
-    _unavailable,
 )
 
 LAB_NOTEBOOKS = ["notebooks/02_momentum.ipynb", "chapters/06_adam.ipynb"]
 NOTEBOOKS = [n.strip() for n in os.environ.get("OPTIMLAB_LAB_NOTEBOOKS", ",".join(LAB_NOTEBOOKS)).split(",")]
 NOTEBOOKS = [n for n in NOTEBOOKS if n]
 SCREENSHOTS = os.environ.get("OPTIMLAB_SCREENSHOTS")
-JUPYTER_LAB = Path(sys.executable).with_name("jupyter-lab")
 START_TIMEOUT_S = 60
 RUN_ALL_TIMEOUT_MS = 180_000
 
@@ -148,26 +151,53 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory):
-    """A JupyterLab server on the repository, from the environment that runs the tests: its base URL and token."""
-    if not JUPYTER_LAB.exists():
-        _unavailable(f"{JUPYTER_LAB} not found: install the reader's requirements (pip install -r requirements.txt)")
-    home = tmp_path_factory.mktemp("jupyterlab")
-    _write_settings(home / "settings")
-    token, port = secrets.token_hex(16), _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
+def _reader_env(home: Path, bin_: Path) -> dict:
+    """The environment variables of a reader's JupyterLab: the reader's environment first on PATH, nothing of the
+    tests' (no PYTHONPATH, no other virtual environment) and no Jupyter set-up of the user's."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "PYTHONPATH", "VIRTUAL_ENV")}
     env.update(
         JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
         JUPYTER_CONFIG_DIR=str(home / "config"),
         JUPYTER_DATA_DIR=str(home / "data"),  # no user kernelspec shadows the environment's python3
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        PATH=f"{JUPYTER_LAB.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PATH=f"{bin_}{os.pathsep}{os.environ.get('PATH', '')}",
+        VIRTUAL_ENV=str(bin_.parent),
         OPENBLAS_NUM_THREADS="1",
     )
+    return env
+
+
+@pytest.fixture(scope="module")
+def reader_bin() -> Path:
+    """bin/ of the reader's environment (requirements.txt alone), made when missing or stale."""
+    return reader_venv.ensure()
+
+
+@pytest.mark.reader
+def test_reader_jupyterlab_extensions_are_enabled_and_compatible(reader_bin, tmp_path):
+    """`jupyter labextension list` in the reader's environment: MyST and widgets there, none disabled or refused."""
+    result = subprocess.run([str(reader_bin / "jupyter"), "labextension", "list"], capture_output=True, text=True,
+                            env=_reader_env(tmp_path, reader_bin), timeout=120)
+    report = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    assert result.returncode == 0, report
+    listed = re.findall(r"^[ \t]+(\S+) v(\S+) (\w+) +(\S+)", report, re.M)
+    names = {name for name, *_ in listed}
+    assert {"jupyterlab-myst", "@jupyter-widgets/jupyterlab-manager"} <= names, report
+    bad = [(name, version, state, ok) for name, version, state, ok in listed if state != "enabled" or ok != "OK"]
+    assert not bad, f"extensions disabled or incompatible with the reader's JupyterLab: {bad}\n{report}"
+    assert not re.search(r"not compatible|incompatible|disabled|Conflicting", report, re.I), report
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory, reader_bin):
+    """A JupyterLab server on the repository, from the reader's environment: its base URL and token."""
+    home = tmp_path_factory.mktemp("jupyterlab")
+    _write_settings(home / "settings")
+    token, port = secrets.token_hex(16), _free_port()
+    env = _reader_env(home, reader_bin)
     log = home / "server.log"
-    command = [str(JUPYTER_LAB), "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+    command = [str(reader_bin / "jupyter-lab"), "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}"]  # fmt: skip
     with open(log, "w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
