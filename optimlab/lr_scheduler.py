@@ -600,6 +600,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_i *= self.T_mult
         return [{"lr": _as_lr(_cosine_between(b, self.eta_min, self.T_cur, self.T_i))} for b in self.base_lrs]
 
+    def _trial(self):
+        # the counters of the current cycle (loaded): integers, as step() keeps them
+        check_int("T_cur", self.T_cur, 0)
+        check_int("T_i", self.T_i, 1)
+        super()._trial()
+
     def _schedule(self, base_lr):
         return cosine_restarts_schedule(base_lr, self.T_0, self.T_mult, self.eta_min)
 

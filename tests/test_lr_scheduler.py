@@ -710,3 +710,21 @@ def test_a_rate_that_is_not_finite_is_refused_naming_the_schedulers_own_argument
     sched.step()
     with pytest.raises(ValueError, match=r"to inf at step 2: .*check its arguments \(gamma\)"):
         sched.step()
+
+
+@pytest.mark.parametrize("field, value, pattern", [
+    ("T_cur", -5.7e307, "T_cur must be an integer, got float"), ("T_cur", -1, "T_cur must be >= 0, got -1"),
+    ("T_i", 0, "T_i must be a positive integer, got 0"), ("T_i", 2.5, "T_i must be an integer"),
+])
+def test_warm_restarts_counters_are_checked_on_loading(field, value, pattern):
+    """A loaded T_cur or T_i is an integer count, as step() keeps it (a huge negative T_cur printed numpy's
+    warning for the cosine of an inexact angle while the load was checked)."""
+    sched = L.CosineAnnealingWarmRestarts(sgd(), T_0=3, T_mult=2)
+    sched.step()
+    saved = sched.state_dict()
+    saved[field] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=pattern):
+            sched.load_state_dict(saved)
+    assert sched.T_cur == 1 and sched.T_i == 3
