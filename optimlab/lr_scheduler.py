@@ -299,6 +299,9 @@ class LRScheduler:
     def _momentum_update(self, group, value) -> dict:
         value = _as_lr(value)
         if self.use_beta1:
+            if "betas" not in group:
+                raise ValueError(f"{type(self).__name__} cycles betas[0] (use_beta1), and a param group has no "
+                                 f"'betas': was it deleted, or is use_beta1 loaded for an optimizer without them?")
             return {"betas": (value, *tuple(group["betas"])[1:])}
         return {"momentum": value}
 

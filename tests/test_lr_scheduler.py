@@ -728,3 +728,24 @@ def test_warm_restarts_counters_are_checked_on_loading(field, value, pattern):
         with pytest.raises(ValueError, match=pattern):
             sched.load_state_dict(saved)
     assert sched.T_cur == 1 and sched.T_i == 3
+
+
+@pytest.mark.parametrize("name, kwargs", [("OneCycleLR", dict(max_lr=1.0, total_steps=10)),
+                                          ("CyclicLR", dict(base_lr=0.01, max_lr=0.1))])
+def test_cycling_betas_without_betas_in_the_groups_is_named(name, kwargs):
+    """use_beta1 loaded for SGD (no betas), or betas deleted by hand from an Adam group: a ValueError naming
+    use_beta1 and betas, nothing changed (a KeyError leaked before)."""
+    opt = sgd(momentum=0.9)
+    sched = getattr(L, name)(opt, **kwargs)
+    saved = sched.state_dict()
+    saved["use_beta1"] = True
+    with pytest.raises(ValueError, match=r"state_dict holds .* cycles betas\[0\] \(use_beta1\)"):
+        sched.load_state_dict(saved)
+    assert sched.use_beta1 is False
+    adam = optimlab.Adam([np.zeros(2)], lr=0.1)
+    sched = getattr(L, name)(adam, **kwargs)
+    del adam.param_groups[0]["betas"]
+    before = dict(sched.__dict__)
+    with pytest.raises(ValueError, match=r"a param group has no 'betas'"):
+        sched.step()
+    assert sched.__dict__ == before
