@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optimizers, schedule_free
-from ._base import check_number
-from .clipping import clip_by_norm_, clip_grad_value_
+from ._base import check_number, describe
+from .clipping import _check_bound, clip_by_norm_, clip_grad_value_
 from .matrix import Muon
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "run", "sweep", "grid", "Trajectory", "SweepResult", "holdout",
@@ -248,6 +248,9 @@ def run(problem, optimizer="SGD", *, steps=100, x0=None, schedule=None, clip_nor
     accumulate = _check_positive_int("accumulate", accumulate)
     if schedule is not None and not callable(schedule):
         raise TypeError(f"schedule must be a callable of the step, got {schedule!r}")
+    for name, bound in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if bound is not None:   # a number >= 0, checked here so that the error names run's own keyword
+            _check_bound(name, bound, array=False)
     if _is_network(problem):
         if accumulate != 1:
             raise ValueError(f"accumulate is for vector problems (use batch_size on a network), got {accumulate}")
@@ -289,7 +292,10 @@ def sweep(problem, optimizer="SGD", *, steps=100, x0=None, record_path=False, **
                if k in axes_and_hyperparameters}
     swept = _axes(axes_and_hyperparameters)
     if not swept:
-        raise ValueError("sweep needs at least one hyperparameter given as a 1-D array of values to sweep")
+        given = ", ".join(f"{k} of shape {v.shape}" if isinstance(v, np.ndarray) else f"{k}={describe(v)}"
+                          for k, v in axes_and_hyperparameters.items())
+        raise ValueError("sweep needs at least one hyperparameter given as a 1-D array of values to sweep, got "
+                         + (given or "none"))
     sizes = {k: len(v) for k, v in swept.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"swept hyperparameters must have the same length, got {sizes}")
@@ -322,7 +328,14 @@ def _axes(keywords):
     be a finite real (not a bool, a string, None, complex or an integer beyond float64)."""
     axes = {}
     for key, values in keywords.items():
-        if key == "betas" or not isinstance(values, (list, tuple, np.ndarray)) or np.ndim(values) != 1:
+        if key == "betas" or not isinstance(values, (list, tuple, np.ndarray)):
+            continue
+        try:
+            ndim = np.ndim(values)
+        except ValueError:   # a list of lists of different lengths
+            raise ValueError(f"{key} must be a 1-D list of values to sweep or a fixed value, got the ragged "
+                             f"{describe(values)}") from None
+        if ndim != 1:
             continue
         if len(values) == 0:
             raise ValueError(f"{key} must have at least one value to sweep, got {values!r}")

@@ -263,9 +263,11 @@ class LRScheduler:
             lr = update["lr"]
             # (finite only: a rate below zero is torch's too, in some one-cycle settings; the optimizer names it)
             if number_error("lr", lr) is not None:
+                arguments = [n for n in list(inspect.signature(type(self).__init__).parameters)[2:]
+                             if n != "last_epoch"]
                 raise ValueError(f"{type(self).__name__} would set param_groups[{i}]['lr'] to {describe(lr)} at "
-                                 f"step {self.last_epoch}: not a finite number; check its arguments (gamma, "
-                                 f"factors, max_lr)")
+                                 f"step {self.last_epoch}: not a finite number; check its arguments "
+                                 f"({', '.join(arguments)}) and the group's initial_lr")
         for group, update in zip(self.optimizer.param_groups, updates, strict=True):
             group.update(update)
         self._last_lr = [_copy(group["lr"]) for group in self.optimizer.param_groups]
@@ -297,6 +299,9 @@ class LRScheduler:
     def _momentum_update(self, group, value) -> dict:
         value = _as_lr(value)
         if self.use_beta1:
+            if "betas" not in group:
+                raise ValueError(f"{type(self).__name__} cycles betas[0] (use_beta1), and a param group has no "
+                                 f"'betas': was it deleted, or is use_beta1 loaded for an optimizer without them?")
             return {"betas": (value, *tuple(group["betas"])[1:])}
         return {"momentum": value}
 
@@ -353,7 +358,7 @@ class LRScheduler:
             missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
             raise ValueError(f"state_dict does not belong to a {type(self).__name__}: missing keys "
                              f"{missing}, unexpected keys {unexpected}")
-        self._check_state(state_dict)
+        state_dict = self._check_state(state_dict)
         for key, value in state_dict.items():
             if key in self._callables:
                 current = getattr(self, key)
@@ -368,7 +373,8 @@ class LRScheduler:
 
     def _check_state(self, state_dict):
         """Check a state dict before anything is loaded: each field of the kind this scheduler holds (numbers
-        that fit a float64, one entry per group, ...), then a trial copy that runs with it (see _trial)."""
+        that fit a float64, one entry per group, ...), then a trial copy that runs with it (see _trial).
+        Returns the state dict with its numbers as this scheduler holds them (see _as_held)."""
         current = self.state_dict()
         for key, value in state_dict.items():
             if key in self._callables:
@@ -383,6 +389,8 @@ class LRScheduler:
             elif key != "_schedulers":
                 _check_like(f"state_dict[{key!r}]", value, current[key])
         check_int("state_dict['last_epoch']", state_dict["last_epoch"], -1)
+        state_dict = {k: v if k in self._callables or k == "_schedulers" else _as_held(v, current[k])
+                      for k, v in state_dict.items()}
         trial = copy.copy(self)
         trial.__dict__ = {**self.__dict__, **{k: copy.deepcopy(v) for k, v in state_dict.items()
                                               if k not in self._callables and k != "_schedulers"}}
@@ -390,6 +398,7 @@ class LRScheduler:
             trial._trial()
         except (TypeError, ValueError, ArithmeticError) as e:
             raise ValueError(f"state_dict holds values this {type(self).__name__} cannot run with: {e}") from None
+        return state_dict
 
     def _trial(self):
         """Run the checks of construction on the fields (the constructor itself, on a stand-in optimizer, and
@@ -428,6 +437,19 @@ class _StandIn:
     def __init__(self, optimizer):
         self.param_groups = [{k: _copy(v) for k, v in g.items() if k != "initial_lr"}
                              for g in optimizer.param_groups]
+
+
+def _as_held(value, reference):
+    """A checked loaded value as the scheduler holds its own: a numpy scalar where it holds a Python number
+    becomes that number (a loaded float16 eta_min would otherwise make every later rate a float16)."""
+    if isinstance(reference, (list, tuple)) and isinstance(value, (list, tuple)):
+        return type(value)(_as_held(v, r) for v, r in zip(value, reference))
+    if isinstance(reference, float) and isinstance(value, (int, np.integer, np.floating)) \
+            and not isinstance(value, bool):
+        return float(value)
+    if isinstance(reference, int) and not isinstance(reference, bool) and isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def _check_like(name, value, reference):
@@ -580,6 +602,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur %= self.T_i  # (a resumed T_cur = last_epoch can exceed T_i: torch takes it modulo)
                 self.T_i *= self.T_mult
         return [{"lr": _as_lr(_cosine_between(b, self.eta_min, self.T_cur, self.T_i))} for b in self.base_lrs]
+
+    def _trial(self):
+        # the counters of the current cycle (loaded): integers, as step() keeps them
+        check_int("T_cur", self.T_cur, 0)
+        check_int("T_i", self.T_i, 1)
+        super()._trial()
 
     def _schedule(self, base_lr):
         return cosine_restarts_schedule(base_lr, self.T_0, self.T_mult, self.eta_min)

@@ -5,7 +5,7 @@ import pytest
 
 import optimlab
 from optimlab import experiments as ex
-from optimlab.problems import NoisyQuadratic, Ravine, Rosenbrock
+from optimlab.problems import AddingGRU, NoisyQuadratic, Ravine, Rosenbrock
 
 
 def test_run_records_path_losses_lrs_and_norms():
@@ -92,6 +92,27 @@ def test_named_optimizers_and_bad_input():
     with pytest.raises(ValueError, match="lr"):
         ex.sweep(Ravine(), "SGD", lr=[0.1, -0.2])
 
+
+
+@pytest.mark.parametrize("problem", [Ravine(), AddingGRU()], ids=["vector", "network"])
+@pytest.mark.parametrize("key", ["clip_norm", "clip_value"])
+@pytest.mark.parametrize("value, error, pattern", [
+    ("x", TypeError, "must be a real number, got str 'x'"), (10**400, ValueError, "must fit in a float64"),
+    (-1.0, ValueError, r"must be >= 0 \(and not NaN\), got -1.0"),
+    (True, TypeError, "must be a real number, not a bool"),
+])
+def test_run_checks_its_clipping_bounds_by_their_own_names(problem, key, value, error, pattern):
+    """Checked before the first step and named as run's keywords (not the clip function's max_norm); on a
+    network a negative clip_norm used to turn every gradient round, a string to leak numpy's message."""
+    with pytest.raises(error, match=f"{key} {pattern}"):
+        ex.run(problem, "SGD", steps=2, **{key: value})
+
+
+def test_sweep_says_what_it_was_given_when_nothing_is_swept():
+    with pytest.raises(ValueError, match=r"1-D array of values to sweep, got lr of shape \(1, 1\), momentum=0.9"):
+        ex.sweep(Ravine(), "Momentum", lr=np.array([[0.1]]), momentum=0.9)
+    with pytest.raises(ValueError, match=r"lr must be a 1-D list of values to sweep or a fixed value, got the ragged"):
+        ex.sweep(Ravine(), "SGD", lr=[[0.1], [0.1, 0.2]])
 
 def test_a_learning_rate_per_coordinate_is_recorded_in_full():
     problem = Ravine(condition_number=100)

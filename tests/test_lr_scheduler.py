@@ -3,6 +3,7 @@
 import copy
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -675,3 +676,76 @@ def test_a_scheduler_state_dict_is_checked_before_anything_is_loaded(name, kwarg
         np.array_equal(after[k], before[k]) if isinstance(before[k], float) else after[k] == before[k]
         for k in before if not callable(before[k]))
     assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in groups]
+
+
+def test_loaded_numpy_scalars_are_held_as_the_scheduler_holds_its_own():
+    """A state dict whose numbers are numpy scalars (a float16 eta_min, an int64 step) loads as Python numbers,
+    as the constructor converts them: the rates stay float64 (a float16 eta_min made every later rate a float16,
+    and a large one printed numpy's overflow warning while the load was checked)."""
+    opt = sgd()
+    sched = L.CosineAnnealingLR(opt, T_max=5, eta_min=0.0)
+    saved = sched.state_dict()
+    saved.update(eta_min=np.float16(0.1), last_epoch=np.int64(0), base_lrs=[np.float32(0.1), np.float16(0.03)])
+    sched.load_state_dict(saved)
+    assert type(sched.eta_min) is float and type(sched.last_epoch) is int
+    assert [type(b) for b in sched.base_lrs] == [float, float]
+    for _ in range(3):
+        sched.step()
+    assert all(type(g["lr"]) is float for g in opt.param_groups)
+    large = L.CosineAnnealingLR(sgd(), T_max=5, eta_min=72438.0)
+    for _ in range(4):
+        large.step()
+    saved = large.state_dict()
+    saved["eta_min"] = np.float16(0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        large.load_state_dict(saved)
+    assert large.eta_min == float(np.float16(0.1))
+
+
+def test_a_rate_that_is_not_finite_is_refused_naming_the_schedulers_own_arguments():
+    with pytest.raises(ValueError, match=r"lr'\] to -inf at step 0: .*\(T_0, T_mult, eta_min\)"):
+        L.CosineAnnealingWarmRestarts(sgd(), 3, eta_min=1e308)
+    sched = L.ExponentialLR(sgd(), 1e300)
+    sched.step()
+    with pytest.raises(ValueError, match=r"to inf at step 2: .*check its arguments \(gamma\)"):
+        sched.step()
+
+
+@pytest.mark.parametrize("field, value, pattern", [
+    ("T_cur", -5.7e307, "T_cur must be an integer, got float"), ("T_cur", -1, "T_cur must be >= 0, got -1"),
+    ("T_i", 0, "T_i must be a positive integer, got 0"), ("T_i", 2.5, "T_i must be an integer"),
+])
+def test_warm_restarts_counters_are_checked_on_loading(field, value, pattern):
+    """A loaded T_cur or T_i is an integer count, as step() keeps it (a huge negative T_cur printed numpy's
+    warning for the cosine of an inexact angle while the load was checked)."""
+    sched = L.CosineAnnealingWarmRestarts(sgd(), T_0=3, T_mult=2)
+    sched.step()
+    saved = sched.state_dict()
+    saved[field] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=pattern):
+            sched.load_state_dict(saved)
+    assert sched.T_cur == 1 and sched.T_i == 3
+
+
+@pytest.mark.parametrize("name, kwargs", [("OneCycleLR", dict(max_lr=1.0, total_steps=10)),
+                                          ("CyclicLR", dict(base_lr=0.01, max_lr=0.1))])
+def test_cycling_betas_without_betas_in_the_groups_is_named(name, kwargs):
+    """use_beta1 loaded for SGD (no betas), or betas deleted by hand from an Adam group: a ValueError naming
+    use_beta1 and betas, nothing changed (a KeyError leaked before)."""
+    opt = sgd(momentum=0.9)
+    sched = getattr(L, name)(opt, **kwargs)
+    saved = sched.state_dict()
+    saved["use_beta1"] = True
+    with pytest.raises(ValueError, match=r"state_dict holds .* cycles betas\[0\] \(use_beta1\)"):
+        sched.load_state_dict(saved)
+    assert sched.use_beta1 is False
+    adam = optimlab.Adam([np.zeros(2)], lr=0.1)
+    sched = getattr(L, name)(adam, **kwargs)
+    del adam.param_groups[0]["betas"]
+    before = dict(sched.__dict__)
+    with pytest.raises(ValueError, match=r"a param group has no 'betas'"):
+        sched.step()
+    assert sched.__dict__ == before
