@@ -729,7 +729,7 @@ class Optimizer:
         wd = h.get("weight_decay", 0)
         if self.decay is not None and _nonzero(wd):
             if self._decoupled(h):   # θ ← θ(1 − ηλ)
-                np.multiply(theta, _one_minus_product(self._decay_lr(h), wd), out=theta)
+                theta *= _one_minus_product(self._decay_lr(h), wd)
             else:
                 g = np.add(g, np.multiply(theta, wd, out=scratch[0]), out=gbuf)
         self.rule(theta, g, state, scratch[:-1], t, h)
@@ -962,7 +962,7 @@ def _view_of(array, flat, view):
 def _one_minus_product(a, b):
     """1 − a·b. With an array (a sweep's learning rates, broadcast to the parameter's shape), computed in the one
     array a·b makes: two full-size temporaries alive at once send the allocator back to the system for fresh,
-    page-faulting memory on every step (half the time of a stacked AdamW step); the values are the same."""
+    page-faulting memory on every step (about 700 faults a step for 64 stacked MLPs); the values are the same."""
     product = a * b
     return np.subtract(1, product, out=product) if isinstance(product, np.ndarray) else 1 - product
 
