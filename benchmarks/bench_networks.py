@@ -22,6 +22,11 @@ thread count is printed.
    stacked) and on the games: a round of GaussianMixtureGAN (a discriminator and a generator Adam step on 64
    points), per point, 64 stacked games against a loop over 64, 1,500 rounds; 10,000 bilinear games × 300 steps;
    REINFORCE on ShortCorridor, 300 steps of 4 episodes, one run and 64 stacked.
+5. What bounds section 2's speed-ups. For each network of section 2: one network's ``loss_and_grads`` (the
+   loop's cost per network), what one more network costs in a stack (the time of 128 stacked runs less that of
+   64, per run), and their ratio: the speed-up that no number of stacked runs can pass with this code. Then
+   what numpy charges per float32 value for one addition, on a contiguous array and on a slice that takes 16
+   values out of every 48 (a GRU's gate, when the three gates sit side by side in a row).
 """
 
 from __future__ import annotations
@@ -146,6 +151,8 @@ def sweep_against_loop(steps=10):
     print(f"   {'network, minibatch':36s} {'loss_and_grads':>28s} {'AdamW step':>28s} {steps:>14d} training steps")
     print(f"   {'':36s}" + f"{'stacked     loop':>24s}    " * 3 + "  target ≥ 5x")
     lrs = np.geomspace(1e-4, 1e-1, RUNS)
+    make, batch_size, _ = next(iter(CHAPTER_NETWORKS.values()))
+    stacked_and_loop(make(), batch_size, lrs, 1)  # warm-up: the first row measured in a process read ~1.8x slow
     for name, (make, batch_size, where) in CHAPTER_NETWORKS.items():
         pairs = stacked_and_loop(make(), batch_size, lrs, steps)
         cells = [f"{together * 1e3:9.2f} {one_by_one * 1e3:9.2f} ms {one_by_one / together:4.1f}x"
@@ -211,6 +218,61 @@ def chapter_runs():
           f"stacked {many:.2f} s")
 
 
+def stacked_call(model, runs, batch):
+    """A function that computes ``loss_and_grads`` of ``runs`` stacked copies of the model's first network (None:
+    the network alone)."""
+    params = model.init_params(0) if runs is None else model.repeat_params(model.init_params(0), runs)
+    return lambda: model.loss_and_grads(params, batch)
+
+
+def per_value_add(shape, view):
+    """Nanoseconds per value of ``np.add`` into ``out``, float32, on ``view`` of arrays of ``shape``."""
+    rng = np.random.default_rng(0)
+    a, b, out = (view(rng.random(shape, dtype=np.float32)) for _ in range(3))
+    return cpu_median(lambda: np.add(a, b, out=out), number=2000) / a.size * 1e9
+
+
+def cnn_products(model, images, runs=RUNS):
+    """CPU seconds per run of the matrix products of one ``loss_and_grads`` of ``model`` (a DigitsCNN) on
+    ``images`` images: ``runs`` stacked runs in the model's blocks, or one network alone (``runs=None``). They are
+    each convolution's product, its kernel's gradient and (but the first) its input's gradient, and the linear
+    head's three."""
+    rng = np.random.default_rng(0)
+    lead = () if runs is None else (min(runs, model.n_runs_per_block(images)),)
+    shapes, side, c_in = [], model.image_size, 1
+    for c_out in model.channels:
+        rows, patch = images * side * side, 9 * c_in
+        shapes += [(rows, patch, c_out), (patch, rows, c_out)] + ([(rows, c_out, patch)] if c_in > 1 else [])
+        side, c_in = side // 2, c_out
+    shapes += [(images, model.n_hidden, 10), (model.n_hidden, images, 10), (images, 10, model.n_hidden)]
+    products = []
+    for m, k, n in shapes:
+        a, b = (rng.random(lead + shape, dtype=np.float32) for shape in ((m, k), (k, n)))
+        products.append((a, b, np.empty(lead + (m, n), dtype=np.float32)))
+    return cpu_median(lambda: [np.matmul(a, b, out=out) for a, b, out in products], number=10) / max(lead, default=1)
+
+
+def bounds():
+    print(f"\n5. What bounds section 2: one network's loss_and_grads against one more network in a stack of "
+          f"{RUNS} (CPU time, float32)")
+    print(f"   {'network, minibatch':36s} {'one network':>12s} {'one more stacked':>17s} {'ceiling':>8s}")
+    for name, (make, batch_size, _) in CHAPTER_NETWORKS.items():
+        model = make()
+        batch = np.random.default_rng(0).choice(model.n_train, batch_size, replace=False)
+        single = stacked_call(model, None, batch)
+        one = cpu_median(single, number=20)
+        once, twice = (cpu_median(stacked_call(model, runs, batch)) for runs in (RUNS, 2 * RUNS))
+        more = (twice - once) / RUNS
+        print(f"   {name:36s} {one * 1e6:9.0f} µs {more * 1e6:14.0f} µs {one / more:7.1f}x", flush=True)
+    cnn = DigitsCNN(dtype=np.float32)
+    alone, stacked = cnn_products(cnn, 32, None), cnn_products(cnn, 32)
+    print(f"   DigitsCNN(), 32 images, its matrix products alone (np.matmul into out): one network "
+          f"{alone * 1e6:.0f} µs; {RUNS} stacked in its blocks {stacked * 1e6:.0f} µs a run")
+    print("   np.add, float32, in cache: 16,384 contiguous values "
+          f"{per_value_add((16384,), lambda a: a):.2f} ns a value; 16 of every 48 (a GRU's gate, 4,096 values) "
+          f"{per_value_add((8, 32, 48), lambda a: a[..., :16]):.2f} ns a value")
+
+
 if __name__ == "__main__":
     print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
           f"load average {os.getloadavg()[0]:.1f}\n")
@@ -218,4 +280,5 @@ if __name__ == "__main__":
     sweep_against_loop()
     sharpness_run()
     chapter_runs()
+    bounds()
     print(f"\nload average {os.getloadavg()[0]:.1f}")

@@ -567,21 +567,26 @@ class AddingGRU(NetworkProblem):
         W_x, W_h, b_x, b_h, w, c = params
         H, (n, T) = self.hidden, X.shape[:2]
         runs = W_x.shape[:-2]
-        # the input part of every gate at every step, in one product, time first: (T, ..., n, 3H)
+        # Every gate's values are kept in a block of their own, (..., 3, n, H), not side by side in rows of 3H:
+        # numpy adds H values out of every 3H (a gate in a row) at about 1.2 ns a value, a block at 0.25 ns.
+        # The input part of every gate at every step, in one product, time first: (T, ..., 3, n, H)
         steps_first = np.moveaxis(X, 1, 0).reshape(T * n, 2)
         inputs = (steps_first @ W_x).reshape(runs + (T, n, 3 * H)) + b_x[..., None, None, :]
-        inputs = np.ascontiguousarray(np.moveaxis(inputs, -3, 0))
+        inputs = np.ascontiguousarray(np.moveaxis(inputs.reshape(runs + (T, n, 3, H)), (-4, -2), (0, -3)))
+        W_gates = np.moveaxis(W_h.reshape(W_h.shape[:-1] + (3, H)), -2, -3)  # (..., 3, H, H)
+        b_gates = np.broadcast_to(b_h.reshape(b_h.shape[:-1] + (3, 1, H)), runs + (3, n, H)).copy()
         h = np.zeros(runs + (n, H), dtype=inputs.dtype)
         states, gates, recurrent_n = [], [], []
         for t in range(T):
             a_x = inputs[t]
-            a_h = h @ W_h + b_h[..., None, :]
-            rz = _logistic(a_x[..., :2 * H] + a_h[..., :2 * H])  # the reset and update gates together
-            r, z = rz[..., :H], rz[..., H:]
-            candidate = np.tanh(a_x[..., 2 * H:] + r * a_h[..., 2 * H:])
+            a_h = h[..., None, :, :] @ W_gates
+            a_h += b_gates
+            rz = _logistic(a_x[..., :2, :, :] + a_h[..., :2, :, :])  # the reset and update gates together
+            r, z = rz[..., 0, :, :], rz[..., 1, :, :]
+            candidate = np.tanh(a_x[..., 2, :, :] + r * a_h[..., 2, :, :])
             states.append(h)
             gates.append((r, z, candidate))
-            recurrent_n.append(a_h[..., 2 * H:])
+            recurrent_n.append(a_h[..., 2, :, :])
             h = candidate + z * (h - candidate)
         prediction = (h @ w)[..., 0] + c
         return prediction, (states, gates, recurrent_n, h)
