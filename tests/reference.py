@@ -10,8 +10,7 @@ import os
 import pytest
 
 WHY = {
-    "torch": "torch==2.13.0 (requirements-dev.txt) is the reference for every optimizer and scheduler, the GRU "
-             "and the CNN",
+    "torch": "torch==2.13.0 (requirements-dev.txt) is the reference for every optimizer, scheduler and network",
     "lion_pytorch": "lion-pytorch (requirements-dev.txt) is the reference for Lion",
     "sophia_opt": "sophia-opt (requirements-dev.txt) packages the authors' SophiaG, the reference for Sophia",
     "schedulefree": "schedulefree (requirements-dev.txt) is the authors' Schedule-Free SGD and AdamW, their reference",
