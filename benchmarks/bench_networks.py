@@ -23,8 +23,10 @@ thread count is printed.
    points), per point, 64 stacked games against a loop over 64, 1,500 rounds; 10,000 bilinear games × 300 steps;
    REINFORCE on ShortCorridor, 300 steps of 4 episodes, one run and 64 stacked.
 5. What bounds section 2's speed-ups. For each network of section 2: one network's ``loss_and_grads`` (the
-   loop's cost per network), what one more network costs in a stack (the time of 128 stacked runs less that of
-   64, per run), and their ratio: the speed-up that no number of stacked runs can pass with this code. Then
+   loop's cost per network) and a network's share of 64 and of 128 stacked runs; the same for a round of the
+   GAN (both players' gradients and Adam steps, float64, as the chapters play it). The CNN, the GRU and the
+   transformer compute a stack in blocks of a few runs, so their share does not fall with more runs: one
+   network's time over it is the most any number of stacked runs can gain with this code. Then
    what numpy charges per float32 value for one addition, on a contiguous array and on a slice that takes 16
    values out of every 48 (a GRU's gate, when the three gates sit side by side in a row).
 """
@@ -176,6 +178,18 @@ def sharpness_run():
           f"(target ≤ 10 s: {'met' if tracked <= 10 else 'not met'}); one estimate: {one * 1e3:.0f} ms")
 
 
+def gan_rounds(gan, runs, steps):
+    """``steps`` rounds of ``play`` (Adam, β₁ = 0.5, for both players) of ``runs`` stacked games (0: one game)."""
+    starts = [gan.init_params(s) for s in range(max(runs, 1))]
+    if runs:
+        D = [np.stack(a) for a in zip(*(s[0] for s in starts))]
+        G = [np.stack(a) for a in zip(*(s[1] for s in starts))]
+    else:
+        D, G = starts[0]
+    play(gan, Adam(D, lr=1e-3, betas=(0.5, 0.999)), Adam(G, lr=1e-3, betas=(0.5, 0.999)), D, G, steps,
+         rng=np.random.default_rng(0))
+
+
 def chapter_runs():
     print("\n4. What the chapters run on the transformer and the games")
     for norm in ("pre", "post"):
@@ -188,14 +202,7 @@ def chapter_runs():
     gan = GaussianMixtureGAN()
 
     def rounds(runs, steps):
-        starts = [gan.init_params(s) for s in range(max(runs, 1))]
-        if runs:
-            D = [np.stack(a) for a in zip(*(s[0] for s in starts))]
-            G = [np.stack(a) for a in zip(*(s[1] for s in starts))]
-        else:
-            D, G = starts[0]
-        play(gan, Adam(D, lr=1e-3, betas=(0.5, 0.999)), Adam(G, lr=1e-3, betas=(0.5, 0.999)), D, G, steps,
-             rng=np.random.default_rng(0))
+        gan_rounds(gan, runs, steps)
 
     one_round = best_of(lambda: rounds(0, 20), repeat=3) / 20
     print(f"   GaussianMixtureGAN(), one round (both players' loss_and_grads and Adam steps, 64 points): "
@@ -253,17 +260,25 @@ def cnn_products(model, images, runs=RUNS):
 
 
 def bounds():
-    print(f"\n5. What bounds section 2: one network's loss_and_grads against one more network in a stack of "
-          f"{RUNS} (CPU time, float32)")
-    print(f"   {'network, minibatch':36s} {'one network':>12s} {'one more stacked':>17s} {'ceiling':>8s}")
+    print(f"\n5. What bounds section 2: one network's loss_and_grads alone against a network's share of a stack of "
+          f"{RUNS} and of {2 * RUNS} (CPU time, float32)")
+    print(f"   {'network, minibatch':36s} {'alone':>9s} {'in ' + str(RUNS):>10s} {'in ' + str(2 * RUNS):>10s} "
+          f"{'speed-up':>9s}")
+
+    def row(name, alone, share):
+        """alone: one network's time; share(runs): a run's share of ``runs`` stacked."""
+        one, shares = alone(), [share(runs) for runs in (RUNS, 2 * RUNS)]
+        print(f"   {name:36s} {one * 1e6:6.0f} µs {shares[0] * 1e6:7.0f} µs {shares[1] * 1e6:7.0f} µs "
+              f"{one / min(shares):8.1f}x", flush=True)
+
     for name, (make, batch_size, _) in CHAPTER_NETWORKS.items():
         model = make()
         batch = np.random.default_rng(0).choice(model.n_train, batch_size, replace=False)
-        single = stacked_call(model, None, batch)
-        one = cpu_median(single, number=20)
-        once, twice = (cpu_median(stacked_call(model, runs, batch)) for runs in (RUNS, 2 * RUNS))
-        more = (twice - once) / RUNS
-        print(f"   {name:36s} {one * 1e6:9.0f} µs {more * 1e6:14.0f} µs {one / more:7.1f}x", flush=True)
+        row(name, lambda m=model, b=batch: cpu_median(stacked_call(m, None, b), number=20),
+            lambda runs, m=model, b=batch: cpu_median(stacked_call(m, runs, b)) / runs)
+    gan, steps = GaussianMixtureGAN(), 20
+    row("GaussianMixtureGAN(), a round", lambda: cpu_median(lambda: gan_rounds(gan, 0, steps)) / steps,
+        lambda runs: cpu_median(lambda: gan_rounds(gan, runs, steps)) / steps / runs)
     cnn = DigitsCNN(dtype=np.float32)
     alone, stacked = cnn_products(cnn, 32, None), cnn_products(cnn, 32)
     print(f"   DigitsCNN(), 32 images, its matrix products alone (np.matmul into out): one network "
