@@ -200,18 +200,14 @@ def chapter_runs():
         print(f"   TinyTransformer(norm={norm!r}), 300 Adam steps on 64 sequences: one run {one:.2f} s, four learning "
               f"rates stacked {four:.2f} s (target ≤ 10 s: {'met' if max(one, four) <= 10 else 'not met'})")
     gan = GaussianMixtureGAN()
-
-    def rounds(runs, steps):
-        gan_rounds(gan, runs, steps)
-
-    one_round = best_of(lambda: rounds(0, 20), repeat=3) / 20
+    one_round = best_of(lambda: gan_rounds(gan, 0, 20), repeat=3) / 20
     print(f"   GaussianMixtureGAN(), one round (both players' loss_and_grads and Adam steps, 64 points): "
           f"{one_round * 1e3:.2f} ms, {one_round / gan.batch_size * 1e6:.1f} µs per point")
-    together = best_of(lambda: rounds(RUNS, 20), repeat=3)
-    one_by_one = best_of(lambda: [rounds(0, 20) for _ in range(RUNS)], repeat=2)
+    together = best_of(lambda: gan_rounds(gan, RUNS, 20), repeat=3)
+    one_by_one = best_of(lambda: [gan_rounds(gan, 0, 20) for _ in range(RUNS)], repeat=2)
     print(f"   {RUNS} games x 20 rounds: stacked {together:.3f} s, loop {one_by_one:.3f} s: "
           f"{one_by_one / together:.1f}x (target ≥ 5x: {'met' if one_by_one >= 5 * together else 'not met'})")
-    long = best_of(lambda: rounds(4, 1500), repeat=1)
+    long = best_of(lambda: gan_rounds(gan, 4, 1500), repeat=1)
     print(f"   four games stacked x 1,500 rounds (a chapter's β₁ comparison): {long:.1f} s "
           f"(target ≤ 10 s: {'met' if long <= 10 else 'not met'})")
     game = BilinearGame()
